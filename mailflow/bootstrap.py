@@ -1,0 +1,86 @@
+"""Builds the running system from settings: the only place where the parts are wired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailflow.clock import Clock, system_clock
+from mailflow.config import Settings
+from mailflow.links import LinkSigner
+from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
+from mailflow.mail.outbox import Outbox, OutboxStore
+from mailflow.mail.templates import Renderer, templates_root
+from mailflow.services.context import ServiceContext
+from mailflow.store.database import Database
+
+
+@dataclass
+class System:
+    settings: Settings
+    db: Database
+    clock: Clock
+    renderer: Renderer
+    signer: LinkSigner
+    outbox: Outbox
+    outbox_store: OutboxStore
+    services: ServiceContext
+    templates: Path
+
+    def delivery_worker(self, **overrides: object) -> DeliveryWorker:
+        """A delivery worker for this system; commits that queue mail wake it."""
+        smtp = self.settings.smtp
+        host, port = self.settings.smtp_target
+        relay = smtp.mode == "relay"
+        target = SmtpTarget(
+            host=host,
+            port=port,
+            starttls=smtp.starttls and relay,
+            username=smtp.username if relay else "",
+            password=smtp.password if relay else "",
+            timeout=smtp.timeout_seconds,
+        )
+        options: dict[str, object] = {
+            "concurrency": smtp.concurrency,
+            "retry_base_seconds": smtp.retry_base_seconds,
+            "give_up_after_hours": smtp.give_up_after_hours,
+            **overrides,
+        }
+        worker = DeliveryWorker(self.outbox_store, target, self.clock, **options)  # type: ignore[arg-type]
+        self.db.on_mail_queued(worker.wake)
+        return worker
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build(settings: Settings, *, clock: Clock = system_clock, db: Database | None = None) -> System:
+    db = db or Database.from_url(settings.database.url)
+    root = templates_root()
+    renderer = Renderer(root, settings.server.timezone)
+    signer = LinkSigner(
+        settings.security.secret_keys,
+        settings.security.link_max_age_hours * 3600,
+        clock=clock,
+    )
+    outbox = Outbox(renderer, settings.smtp.from_address, clock)
+    services = ServiceContext(
+        db=db,
+        outbox=outbox,
+        signer=signer,
+        policy=settings.policy,
+        clock=clock,
+        base_url=settings.server.base_url,
+        support_address=settings.smtp.support_address,
+    )
+    return System(
+        settings=settings,
+        db=db,
+        clock=clock,
+        renderer=renderer,
+        signer=signer,
+        outbox=outbox,
+        outbox_store=OutboxStore(db, settings.smtp.lease_seconds),
+        services=services,
+        templates=root,
+    )

@@ -1,0 +1,159 @@
+"""The ``mailflow`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import OperationalError
+
+from mailflow import __version__
+from mailflow.bootstrap import System, build
+from mailflow.config import ConfigError, Loaded, load
+from mailflow.mail.inbox import list_messages
+from mailflow.store import migrate
+
+
+class CliError(Exception):
+    """A problem to report in one line, with exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="settings file (default ./mailflow.toml if present)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="mailflow", description="Order refusals and cancellations, run by email."
+    )
+    parser.add_argument("--version", action="version", version=f"mailflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve", parents=[common], help="HTTP, delivery worker and (embedded mode) the inbox"
+    )
+    serve.add_argument("--demo", action="store_true", help="seed sellers and orders to look at")
+    sub.add_parser("worker", parents=[common], help="delivery only (more processes)")
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_sub.add_parser("upgrade", parents=[common], help="apply migrations")
+
+    inbox = sub.add_parser("inbox", parents=[common], help="list the embedded inbox")
+    inbox.add_argument("--limit", type=int, default=50, help="how many messages (default 50)")
+    inbox_sub = inbox.add_subparsers(dest="inbox_command", metavar="COMMAND")
+    inbox_sub.add_parser("list", parents=[common], help="list messages (the default)")
+    inbox_sub.add_parser("serve", parents=[common], help="run the embedded inbox on its own")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Loaded:
+    try:
+        return load(getattr(args, "config", None))
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}") from exc
+
+
+def _system(loaded: Loaded, *, auto_upgrade: bool = False) -> System:
+    system = build(loaded.settings)
+    try:
+        if auto_upgrade and system.db.is_sqlite:
+            migrate.upgrade(system.db.engine)
+        elif not migrate.is_current(system.db.engine):
+            raise CliError("the database schema is not up to date: run `mailflow db upgrade` first")
+    except OperationalError as exc:
+        raise CliError(f"database {loaded.settings.database.url}: {exc.orig}") from exc
+    return system
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mailflow import demo, runner
+
+    loaded = _load(args)
+    settings = loaded.settings
+    system = _system(loaded, auto_upgrade=True)
+    base = settings.server.base_url
+    print(f"mailflow {__version__} on {base}  (database {settings.database.url})")
+    if loaded.source is None:
+        print(f"development defaults: secrets kept in {settings.server.data_dir}/")
+        print(f"API token: {settings.api.tokens[0]}")
+    if args.demo:
+        sale_ids = demo.seed(system.services, secrets.token_hex(3))
+        print(f"demo: {len(sale_ids)} sales created; the seller emails are in the inbox.")
+        for sale_id in sale_ids[:4]:
+            print(f"  sale {sale_id}: {system.services.action_url(sale_id, 'view')}")
+        print(f"  API docs: {base}/docs   inbox: mailflow inbox")
+    try:
+        asyncio.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
+    except OSError as exc:
+        raise CliError(f"cannot listen: {exc}") from exc
+    finally:
+        system.close()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from mailflow import runner
+
+    system = _system(_load(args))
+    try:
+        asyncio.run(runner.work(system))
+    finally:
+        system.close()
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    system = build(loaded.settings)
+    try:
+        migrate.upgrade(system.db.engine)
+    except OperationalError as exc:
+        raise CliError(f"database {loaded.settings.database.url}: {exc.orig}") from exc
+    finally:
+        system.close()
+    print(f"database at revision {migrate.head_revision()}")
+    return 0
+
+
+def _inbox(args: argparse.Namespace) -> int:
+    from mailflow import runner
+
+    loaded = _load(args)
+    system = _system(loaded, auto_upgrade=True)
+    try:
+        if args.inbox_command == "serve":
+            asyncio.run(runner.inbox_only(system))
+            return 0
+        if args.limit < 1:
+            raise CliError("--limit must be 1 or more")
+        rows = list_messages(system.db, args.limit)
+    finally:
+        system.close()
+    if not rows:
+        print("the inbox is empty")
+    for row in rows:
+        when = row.received_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{row.id:>6}  {when}  {row.rcpt_to:<40.40}  {row.subject}")
+    return 0
+
+
+COMMANDS = {"serve": _serve, "worker": _worker, "db": _db, "inbox": _inbox}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"mailflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

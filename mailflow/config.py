@@ -1,0 +1,235 @@
+"""Settings: a TOML file, overridden by ``MAILFLOW_<SECTION>__<KEY>`` environment variables.
+
+Settings are loaded once by the command that starts a process and passed down; nothing reads
+them at import time. With no configuration file at all, mailflow runs on development defaults:
+a SQLite file, the embedded SMTP inbox, and a secret key and API token generated once and kept
+in the data folder. With a configuration file, the secret must be given and be real.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_FILE = Path("mailflow.toml")
+ENV_PREFIX = "MAILFLOW_"
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "placeholder")
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key at fault."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    timezone: str = "Europe/Paris"
+    data_dir: str = ".mailflow"
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///./mailflow.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+
+class SmtpSettings(_Section):
+    mode: Literal["embedded", "relay"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    embedded_port: int = Field(8025, ge=1, le=65535)
+    from_address: str = "Marketplace <no-reply@marketplace.example>"
+    support_address: str = "service-client@marketplace.example"
+    concurrency: int = Field(8, ge=1, le=256)
+    retry_base_seconds: float = Field(30, gt=0)
+    give_up_after_hours: float = Field(96, gt=0)
+    lease_seconds: float = Field(120, gt=0)
+    timeout_seconds: float = Field(30, gt=0)
+
+
+class SecuritySettings(_Section):
+    secret_keys: list[str] = Field(default_factory=list)
+    link_max_age_hours: float = Field(336, gt=0)
+
+
+class ApiSettings(_Section):
+    tokens: list[str] = Field(default_factory=list)
+
+
+class PolicySettings(_Section):
+    window_days: float = Field(30, gt=0)
+    min_sales: int = Field(20, ge=0)
+    threshold: float = Field(0.05, gt=0, le=1)
+    warning_ratio: float = Field(0.8, gt=0, le=1)
+    grace_days: float = Field(7, ge=0)
+    suspension_days: float = Field(14, gt=0)
+    count_refusals: bool = False
+    acceptance_deadline_hours: float = Field(48, gt=0)
+    reminder_before_hours: float = Field(12, ge=0)
+    commission_rate: float = Field(0.10, ge=0, le=1)
+
+
+class Settings(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    @property
+    def smtp_target(self) -> tuple[str, int]:
+        """Where the delivery worker connects: the embedded inbox or the relay."""
+        if self.smtp.mode == "embedded":
+            return "127.0.0.1", self.smtp.embedded_port
+        return self.smtp.host, self.smtp.port
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: Settings
+    source: Path | None
+    """The file the settings came from, or None for the development defaults."""
+
+
+def _env_value(raw: str) -> Any:
+    """Parse an environment value as TOML would (``true``, ``0.05``, ``["a","b"]``)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        data.setdefault(section.lower(), {})
+        if not isinstance(data[section.lower()], dict):
+            raise ConfigError(f"{name}: [{section.lower()}] is not a section")
+        data[section.lower()][key.lower()] = _env_value(raw)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def _is_placeholder(secret: str) -> bool:
+    lowered = secret.lower()
+    return len(secret) < MIN_SECRET_LENGTH or any(m in lowered for m in PLACEHOLDER_MARKERS)
+
+
+def _dev_secret(data_dir: Path, name: str) -> str:
+    """A random value generated once and kept in the data folder (development defaults)."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value
+
+
+def load(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    create_dev_secrets: bool = True,
+) -> Loaded:
+    """Load settings from ``path`` (default ``./mailflow.toml`` if present) and the environment.
+
+    Raises ConfigError with a message naming the key at fault.
+    """
+    environ = os.environ if environ is None else environ
+    source: Path | None = None
+    data: dict[str, Any] = {}
+    if path is not None:
+        source = Path(path)
+        if not source.is_file():
+            raise ConfigError(f"{source}: no such configuration file")
+    elif DEFAULT_CONFIG_FILE.is_file():
+        source = DEFAULT_CONFIG_FILE
+    if source is not None:
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 text") from exc
+    _apply_env(data, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+    keys = settings.security.secret_keys
+    if source is None and not keys and create_dev_secrets:
+        data_dir = Path(settings.server.data_dir)
+        security = settings.security.model_copy(
+            update={"secret_keys": [_dev_secret(data_dir, "secret_key")]}
+        )
+        api = settings.api
+        if not api.tokens:
+            api = api.model_copy(update={"tokens": [_dev_secret(data_dir, "api_token")]})
+        settings = settings.model_copy(update={"security": security, "api": api})
+    elif not keys:
+        raise ConfigError(
+            "security.secret_keys: no secret key is set; add one of at least "
+            f"{MIN_SECRET_LENGTH} random characters, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    else:
+        for index, key in enumerate(keys):
+            if _is_placeholder(key):
+                raise ConfigError(
+                    f"security.secret_keys[{index}]: looks like a placeholder or is shorter than "
+                    f"{MIN_SECRET_LENGTH} characters; use a long random value"
+                )
+    return Loaded(settings=settings, source=source)

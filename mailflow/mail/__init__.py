@@ -1,0 +1,1 @@
+"""Email: templates, MIME composition, the outbox, the delivery worker, the embedded inbox."""

@@ -1,0 +1,247 @@
+"""The delivery worker: claims outbox rows and sends them over pooled SMTP connections.
+
+Each of ``smtp.concurrency`` sender tasks keeps one connection open and reuses it. Temporary
+failures (4xx replies, dropped or refused connections, timeouts) are retried with exponential
+backoff (``retry_base_seconds`` doubling) until ``give_up_after_hours`` after the message was
+queued; permanent ones (5xx) go dead at once. Results are written back in batches. The
+worker sleeps until woken by a commit that queued mail, or until the next retry is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiosmtplib
+
+from mailflow.clock import Clock
+from mailflow.mail.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Result
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    host: str
+    port: int
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    timeout: float = 30.0
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: OutboxStore,
+        target: SmtpTarget,
+        clock: Clock,
+        *,
+        concurrency: int = 8,
+        retry_base_seconds: float = 30.0,
+        give_up_after_hours: float = 96.0,
+        poll_seconds: float = IDLE_POLL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.clock = clock
+        self.concurrency = concurrency
+        self.retry_base = retry_base_seconds
+        self.give_up = timedelta(hours=give_up_after_hours)
+        self.poll_seconds = poll_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._queue: asyncio.Queue[Claimed | None] | None = None
+        self._results: list[Result] = []
+        self._results_ready: asyncio.Event | None = None
+        self._inflight: set[int] = set()
+        self._stopping = False
+        self.sent_count = 0
+
+    # -- waking ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Thread-safe: a commit queued mail, look now rather than at the next poll."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
+        """Deliver until ``stop`` is set (or, with ``until_idle``, until nothing is due)."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._results_ready = asyncio.Event()
+        self._stopping = False
+        self._queue = asyncio.Queue(maxsize=self.concurrency * 2)
+        stop = stop or asyncio.Event()
+        senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
+        flusher = asyncio.create_task(self._flusher())
+        try:
+            await self._claim_loop(stop, until_idle)
+        finally:
+            for _ in senders:
+                await self._queue.put(None)
+            await asyncio.gather(*senders, return_exceptions=True)
+            self._stopping = True
+            self._results_ready.set()
+            await flusher
+            leftover = [item.id for item in self._drain_queue()]
+            await asyncio.to_thread(self.store.release, leftover)
+            self._loop = None
+
+    async def _claim_loop(self, stop: asyncio.Event, until_idle: bool) -> None:
+        assert self._queue is not None and self._wake is not None
+        batch = self.concurrency * 4
+        while not stop.is_set():
+            self._wake.clear()
+            room = batch - len(self._inflight)
+            claimed = await asyncio.to_thread(self.store.claim, room, self.clock()) if room else []
+            for item in claimed:
+                self._inflight.add(item.id)
+                await self._queue.put(item)
+            if claimed:
+                continue
+            if until_idle and not self._inflight:
+                await self._flush()
+                if not self._inflight and await self._nothing_due():
+                    return
+            await self._sleep(stop)
+
+    async def _nothing_due(self) -> bool:
+        next_due = await asyncio.to_thread(self.store.next_due)
+        return next_due is None or next_due > self.clock()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        assert self._wake is not None
+        timeout = self.poll_seconds
+        if self._inflight:
+            timeout = min(timeout, 0.05)
+        waits = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    def _drain_queue(self) -> list[Claimed]:
+        assert self._queue is not None
+        items = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                items.append(item)
+        return items
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        t = self.target
+        smtp = aiosmtplib.SMTP(
+            hostname=t.host,
+            port=t.port,
+            timeout=t.timeout,
+            start_tls=t.starttls,
+            use_tls=False,
+        )
+        await smtp.connect()
+        if t.username:
+            await smtp.login(t.username, t.password)
+        return smtp
+
+    async def _sender(self) -> None:
+        assert self._queue is not None
+        smtp: aiosmtplib.SMTP | None = None
+        try:
+            while (item := await self._queue.get()) is not None:
+                result, keep = await self._send(smtp, item)
+                smtp = keep
+                self._report(result)
+        finally:
+            if smtp is not None:
+                with contextlib.suppress(Exception):
+                    await smtp.quit()
+
+    async def _send(
+        self, smtp: aiosmtplib.SMTP | None, item: Claimed
+    ) -> tuple[Result, aiosmtplib.SMTP | None]:
+        try:
+            if smtp is None or not smtp.is_connected:
+                smtp = await self._connect()
+            await smtp.sendmail(item.sender, [item.recipient], item.body)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            error = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            smtp = await self._reset(smtp)
+            return self._failure(item, error, permanent=all(500 <= c < 600 for c in codes)), smtp
+        except aiosmtplib.SMTPResponseException as exc:
+            smtp = await self._reset(smtp)
+            error = f"{exc.code} {exc.message}"
+            return self._failure(item, error, permanent=500 <= exc.code < 600), smtp
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            await self._close(smtp)
+            error = f"{type(exc).__name__}: {exc}"
+            return self._failure(item, error, permanent=False), None
+        return Result(item.id, SENT), smtp
+
+    async def _reset(self, smtp: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | None:
+        if smtp is None or not smtp.is_connected:
+            return None
+        try:
+            await smtp.rset()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            await self._close(smtp)
+            return None
+        return smtp
+
+    async def _close(self, smtp: aiosmtplib.SMTP | None) -> None:
+        if smtp is not None:
+            with contextlib.suppress(Exception):
+                smtp.close()
+
+    def _failure(self, item: Claimed, error: str, *, permanent: bool) -> Result:
+        now = self.clock()
+        if permanent:
+            log.warning("outbox %s dead: %s", item.id, error)
+            return Result(item.id, DEAD, error)
+        if now - item.created_at >= self.give_up:
+            log.warning("outbox %s dead after %s: %s", item.id, self.give_up, error)
+            return Result(item.id, DEAD, f"gave up after {self.give_up}: {error}")
+        delay = timedelta(seconds=self.retry_base * 2 ** max(item.attempts - 1, 0))
+        next_at = min(now + delay, item.created_at + self.give_up)
+        log.info("outbox %s retry at %s: %s", item.id, next_at.isoformat(), error)
+        return Result(item.id, QUEUED, error, next_at)
+
+    # -- results --------------------------------------------------------------------------
+
+    def _report(self, result: Result) -> None:
+        assert self._results_ready is not None
+        self._results.append(result)
+        self._results_ready.set()
+
+    async def _flusher(self) -> None:
+        assert self._results_ready is not None
+        while not self._stopping:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            await self._flush()
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        await asyncio.to_thread(self.store.record, batch, self.clock())
+        for result in batch:
+            self._inflight.discard(result.id)
+            if result.status == SENT:
+                self.sent_count += 1
+        if self._wake is not None:
+            self._wake.set()

@@ -1,0 +1,84 @@
+"""The embedded SMTP inbox: an aiosmtpd server that keeps what it receives in the database.
+
+A message is committed before the server answers 250, so an accepted message is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
+
+from mailflow.clock import Clock
+from mailflow.store.database import Database
+from mailflow.store.models import InboxMessage
+
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+
+class InboxHandler:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        await asyncio.to_thread(self.store, envelope.mail_from or "", envelope.rcpt_tos, raw)
+        return "250 Message accepted for delivery"
+
+    def store(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+        with self.db.transaction() as session:
+            row = InboxMessage(
+                received_at=self.clock(),
+                mail_from=mail_from[:320],
+                rcpt_to=", ".join(rcpt_tos),
+                message_id=(str(headers.get("Message-ID") or "").strip() or None),
+                subject=str(headers.get("Subject") or ""),
+                raw=raw,
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            return row.id
+
+
+class InboxServer:
+    """Runs the inbox on the current event loop, on ``127.0.0.1:<port>``."""
+
+    def __init__(self, db: Database, clock: Clock, host: str, port: int) -> None:
+        self.handler = InboxHandler(db, clock)
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
+
+    def _protocol(self) -> SMTP:
+        return SMTP(
+            self.handler,
+            hostname="mailflow-inbox",
+            data_size_limit=MAX_MESSAGE_BYTES,
+            decode_data=False,
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
+def list_messages(db: Database, limit: int = 50) -> list[InboxMessage]:
+    with db.read() as session:
+        rows = session.execute(
+            select(InboxMessage).order_by(InboxMessage.id.desc()).limit(limit)
+        ).scalars()
+        return list(rows)

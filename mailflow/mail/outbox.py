@@ -1,0 +1,177 @@
+"""The outbox: emails written in the transaction that caused them, claimed with a lease.
+
+``Outbox.queue`` renders and composes the message and adds its row to the caller's session,
+so the email commits (or not) with the state change. ``OutboxStore`` is what the delivery
+worker uses: claim due rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
+single writer makes the ``UPDATE … RETURNING`` claim atomic there), and record the results.
+A row whose lease runs out without a result — its worker crashed — is claimed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlmodel import Session
+
+from mailflow.clock import Clock
+from mailflow.mail.compose import address, compose, new_message_id, split_address
+from mailflow.mail.templates import Renderer
+from mailflow.store.database import Database
+from mailflow.store.models import OutboxMessage
+
+QUEUED = "queued"
+SENT = "sent"
+DEAD = "dead"
+
+_table = OutboxMessage.__table__
+_c = _table.c
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    name: str
+    email: str
+    locale: str
+
+
+class Outbox:
+    """Turns an email key and its context into an outbox row in the current transaction."""
+
+    def __init__(self, renderer: Renderer, from_address: str, clock: Clock) -> None:
+        self.renderer = renderer
+        self.clock = clock
+        name, self.sender_addr = split_address(from_address)
+        self.sender_header = address(name, self.sender_addr)
+
+    def queue(
+        self,
+        session: Session,
+        key: str,
+        to: Recipient,
+        context: dict[str, Any],
+        sale_id: int | None = None,
+    ) -> OutboxMessage:
+        now = self.clock()
+        rendered = self.renderer.render(key, to.locale, context)
+        message_id = new_message_id(self.sender_addr)
+        body = compose(
+            sender=self.sender_header,
+            recipient=address(to.name, to.email),
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=message_id,
+            date=now,
+            template=key,
+        )
+        row = OutboxMessage(
+            template=key,
+            locale=to.locale,
+            sender=self.sender_addr,
+            recipient=to.email,
+            subject=rendered.subject,
+            message_id=message_id,
+            body=body,
+            sale_id=sale_id,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        session.info["mail_queued"] = True
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    sender: str
+    recipient: str
+    body: bytes
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    id: int
+    status: str  # SENT, QUEUED (retry later) or DEAD
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class OutboxStore:
+    def __init__(self, db: Database, lease_seconds: float) -> None:
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds)
+
+    def claim(self, limit: int, now: datetime) -> list[Claimed]:
+        due = (
+            select(_c.id)
+            .where(
+                _c.status == QUEUED,
+                _c.next_attempt_at <= now,
+                or_(_c.lease_until.is_(None), _c.lease_until < now),
+            )
+            .order_by(_c.next_attempt_at, _c.id)
+            .limit(limit)
+        )
+        if not self.db.is_sqlite:
+            due = due.with_for_update(skip_locked=True)
+        claim = (
+            update(_table)
+            .where(_c.id.in_(due.scalar_subquery()))
+            .values(lease_until=now + self.lease, attempts=_c.attempts + 1)
+            .returning(_c.id, _c.sender, _c.recipient, _c.body, _c.attempts, _c.created_at)
+        )
+        with self.db.transaction() as session:
+            rows = session.execute(claim).all()
+        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+    def record(self, results: Iterable[Result], now: datetime) -> None:
+        results = list(results)
+        sent = [r.id for r in results if r.status == SENT]
+        with self.db.transaction() as session:
+            if sent:
+                session.execute(
+                    update(_table)
+                    .where(_c.id.in_(sent))
+                    .values(status=SENT, sent_at=now, lease_until=None, last_error=None)
+                )
+            for r in results:
+                if r.status == SENT:
+                    continue
+                values: dict[str, Any] = {"status": r.status, "lease_until": None}
+                values["last_error"] = (r.error or "")[:2000]
+                if r.next_attempt_at is not None:
+                    values["next_attempt_at"] = r.next_attempt_at
+                session.execute(update(_table).where(_c.id == r.id).values(**values))
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give claimed rows back at once (a clean shutdown), without waiting for the lease."""
+        ids = list(ids)
+        if ids:
+            with self.db.transaction() as session:
+                session.execute(
+                    update(_table)
+                    .where(_c.id.in_(ids), _c.status == QUEUED)
+                    .values(lease_until=None)
+                )
+
+    def next_due(self) -> datetime | None:
+        with self.db.read() as session:
+            return session.execute(
+                select(_c.next_attempt_at)
+                .where(_c.status == QUEUED)
+                .order_by(_c.next_attempt_at)
+                .limit(1)
+            ).scalar_one_or_none()
+
+    def pending_count(self) -> int:
+        with self.db.read() as session:
+            return session.execute(
+                select(func.count()).select_from(_table).where(_c.status == QUEUED)
+            ).scalar_one()

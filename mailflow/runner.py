@@ -1,0 +1,92 @@
+"""Long-running processes: ``serve`` (HTTP, worker, inbox) and ``worker``; clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from mailflow.bootstrap import System
+from mailflow.mail.inbox import InboxServer
+from mailflow.web.app import create_app
+
+log = logging.getLogger("mailflow")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with signals left to the process so the worker and inbox stop too."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+
+
+def inbox_server(system: System) -> InboxServer:
+    return InboxServer(system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port)
+
+
+async def serve(
+    system: System, *, with_inbox: bool, on_ready: Callable[[], None] | None = None
+) -> None:
+    settings = system.settings
+    stop = asyncio.Event()
+    inbox = inbox_server(system) if with_inbox else None
+    if inbox is not None:
+        await inbox.start()
+        log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
+    worker = system.delivery_worker()
+    worker_task = asyncio.create_task(worker.run(stop))
+    config = uvicorn.Config(
+        create_app(system),
+        host=settings.server.host,
+        port=settings.server.port,
+        lifespan="off",
+        log_level="info",
+        access_log=False,
+    )
+    server = _Server(config)
+
+    def _shutdown() -> None:
+        log.info("stopping")
+        server.should_exit = True
+        stop.set()
+
+    _on_signals(asyncio.get_running_loop(), _shutdown)
+    if on_ready is not None:
+        asyncio.get_running_loop().call_later(0.5, on_ready)
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await worker_task
+        if inbox is not None:
+            await inbox.stop()
+    log.info("stopped")
+
+
+async def work(system: System) -> None:
+    stop = asyncio.Event()
+    _on_signals(asyncio.get_running_loop(), stop.set)
+    worker = system.delivery_worker()
+    log.info("worker delivering to %s:%s", *system.settings.smtp_target)
+    await worker.run(stop)
+    log.info("stopped")
+
+
+async def inbox_only(system: System) -> None:
+    stop = asyncio.Event()
+    _on_signals(asyncio.get_running_loop(), stop.set)
+    inbox = inbox_server(system)
+    await inbox.start()
+    log.info("embedded inbox listening on 127.0.0.1:%s", system.settings.smtp.embedded_port)
+    await stop.wait()
+    await inbox.stop()

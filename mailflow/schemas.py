@@ -1,0 +1,103 @@
+"""Validated inputs shared by the API, the CLI and the demo: what a seller and an order are.
+
+Every rule here answers bad input with the field at fault. Names, titles and SKUs must be one
+line of printable text, so nothing a caller sends can add a header to an email.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from babel.numbers import list_currencies
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from mailflow.mail.formatting import SUPPORTED_LOCALES
+
+MAX_UNIT_PRICE = Decimal("1000000.00")
+MAX_ID = 2**31 - 1
+
+
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in value):
+        raise ValueError("must be one line of text without control characters")
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _email(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters or line breaks")
+    try:
+        # Syntax only: mailflow must work offline, so no DNS look-up.
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from exc
+
+
+def _locale(value: str) -> str:
+    if value not in SUPPORTED_LOCALES:
+        raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+    return value
+
+
+def _price(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError('must be a decimal string such as "12.50"')
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError('must be a decimal string such as "12.50"') from exc
+    if not amount.is_finite() or amount < 0:
+        raise ValueError("must be a finite amount, zero or more")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("must have at most two decimal places")
+    if amount > MAX_UNIT_PRICE:
+        raise ValueError(f"must be at most {MAX_UNIT_PRICE}")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _currency(value: str) -> str:
+    if value not in list_currencies():
+        raise ValueError("must be an ISO 4217 currency code such as EUR")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+LocaleCode = Annotated[str, AfterValidator(_locale)]
+Price = Annotated[Decimal, BeforeValidator(_price)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class SellerIn(_Input):
+    name: Annotated[Text, Field(max_length=200)]
+    email: Email
+    locale: LocaleCode = "fr"
+
+
+class BuyerIn(_Input):
+    email: Email
+    name: Annotated[Text, Field(max_length=200)]
+    locale: LocaleCode = "fr"
+
+
+class ItemIn(_Input):
+    seller_id: int = Field(ge=1, le=MAX_ID)
+    sku: Annotated[Text, Field(max_length=100)]
+    title: Annotated[Text, Field(max_length=300)]
+    quantity: int = Field(default=1, ge=1, le=10_000)
+    unit_price: Price
+
+
+class OrderIn(_Input):
+    external_id: Annotated[Text, Field(max_length=200)]
+    buyer: BuyerIn
+    items: list[ItemIn] = Field(min_length=1, max_length=200)
+    currency: Annotated[str, AfterValidator(_currency)] = "EUR"

@@ -1,0 +1,25 @@
+"""What the services need from the running system, built by ``mailflow.bootstrap``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailflow.clock import Clock
+from mailflow.config import PolicySettings
+from mailflow.links import LinkSigner
+from mailflow.mail.outbox import Outbox
+from mailflow.store.database import Database
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    db: Database
+    outbox: Outbox
+    signer: LinkSigner
+    policy: PolicySettings
+    clock: Clock
+    base_url: str
+    support_address: str
+
+    def action_url(self, sale_id: int, action: str) -> str:
+        return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

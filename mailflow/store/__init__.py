@@ -1,0 +1,1 @@
+"""The database: SQLModel tables, the engine, transactions and Alembic migrations."""

@@ -1,0 +1,144 @@
+"""SQLModel tables. Times are naive UTC; money is integer cents in the sale's currency."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Seller(SQLModel, table=True):
+    __tablename__ = "sellers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320, index=True)
+    locale: str = Field(default="fr", max_length=8)
+    created_at: datetime
+    suspended_until: datetime | None = None
+
+
+class Buyer(SQLModel, table=True):
+    __tablename__ = "buyers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(max_length=200)
+    locale: str = Field(default="fr", max_length=8)
+    created_at: datetime
+
+
+class Listing(SQLModel, table=True):
+    __tablename__ = "listings"
+    __table_args__ = (UniqueConstraint("seller_id", "sku", name="uq_listings_seller_sku"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="sellers.id")
+    sku: str = Field(max_length=100)
+    title: str = Field(max_length=300)
+    stock: int | None = None
+    active: bool = True
+    updated_at: datetime
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=200, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    request_hash: str = Field(max_length=64)
+    buyer_id: int = Field(foreign_key="buyers.id", index=True)
+    currency: str = Field(default="EUR", max_length=3)
+    created_at: datetime
+
+
+class Sale(SQLModel, table=True):
+    __tablename__ = "sales"
+    __table_args__ = (
+        Index("ix_sales_seller_created", "seller_id", "created_at"),
+        Index("ix_sales_status_created", "status", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    seller_id: int = Field(foreign_key="sellers.id")
+    listing_id: int = Field(foreign_key="listings.id")
+    sku: str = Field(max_length=100)
+    title: str = Field(max_length=300)
+    quantity: int
+    unit_price_cents: int
+    amount_cents: int
+    currency: str = Field(default="EUR", max_length=3)
+    status: str = Field(default="pending", max_length=16)
+    reason: str | None = Field(default=None, max_length=32)
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime
+    updated_at: datetime
+
+
+class SaleEvent(SQLModel, table=True):
+    __tablename__ = "sale_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sale_id: int = Field(foreign_key="sales.id", index=True)
+    action: str = Field(max_length=16)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    actor: str = Field(max_length=16)
+    channel: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    at: datetime
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+
+    sale_id: int = Field(foreign_key="sales.id", primary_key=True)
+    state: str = Field(default="authorized", max_length=16)
+    amount_cents: int
+    refunded_cents: int = 0
+    commission_cents: int = 0
+    payout_cents: int = 0
+    currency: str = Field(default="EUR", max_length=3)
+    updated_at: datetime
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One email to deliver: the complete message, rendered and stored with its cause."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    template: str = Field(max_length=64)
+    locale: str = Field(max_length=8)
+    sender: str = Field(max_length=320)
+    recipient: str = Field(max_length=320)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str = Field(max_length=255, unique=True)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sale_id: int | None = Field(default=None, foreign_key="sales.id", index=True)
+    status: str = Field(default="queued", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class InboxMessage(SQLModel, table=True):
+    """A message the embedded SMTP inbox received."""
+
+    __tablename__ = "inbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime
+    mail_from: str = Field(max_length=320)
+    rcpt_to: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str | None = Field(default=None, max_length=255, index=True)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

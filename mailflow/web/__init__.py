@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI app, the JSON API, the action-link pages."""

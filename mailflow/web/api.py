@@ -1,0 +1,82 @@
+"""The JSON API, ``/api/v1``: sellers, orders, sales."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response, status
+from pydantic import BaseModel, ConfigDict
+
+from mailflow.domain.sales import Action, Actor, Channel, Reason
+from mailflow.schemas import OrderIn, SellerIn
+from mailflow.services import orders, sales, sellers
+from mailflow.web.auth import Authenticated
+from mailflow.web.deps import IdPath, ServicesDep
+
+router = APIRouter(prefix="/api/v1", dependencies=[Authenticated])
+
+
+class RefuseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason = Reason.OUT_OF_STOCK
+
+
+class NoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@router.post("/sellers", status_code=status.HTTP_201_CREATED, tags=["sellers"])
+def create_seller(data: SellerIn, services: ServicesDep) -> dict[str, Any]:
+    return sellers.create_seller(services, data)
+
+
+@router.get("/sellers/{seller_id}", tags=["sellers"])
+def get_seller(seller_id: IdPath, services: ServicesDep) -> dict[str, Any]:
+    return sellers.get_seller(services, seller_id)
+
+
+@router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])
+def create_order(
+    data: OrderIn,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> dict[str, Any]:
+    result = orders.place_order(services, data, idempotency_key)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return result.body
+
+
+@router.get("/sales/{sale_id}", tags=["sales"])
+def get_sale(sale_id: IdPath, services: ServicesDep) -> dict[str, Any]:
+    return sales.get_sale(services, sale_id)
+
+
+def _act(services: ServicesDep, sale_id: int, action: Action, **kw: Any) -> dict[str, Any]:
+    outcome = sales.transition(
+        services, sale_id, action, actor=Actor.API, channel=Channel.API, **kw
+    )
+    return {**outcome.sale, "changed": outcome.changed}
+
+
+@router.post("/sales/{sale_id}/accept", tags=["sales"])
+def accept_sale(
+    sale_id: IdPath, services: ServicesDep, _: Annotated[NoBody | None, Body()] = None
+) -> dict[str, Any]:
+    return _act(services, sale_id, Action.ACCEPT)
+
+
+@router.post("/sales/{sale_id}/refuse", tags=["sales"])
+def refuse_sale(
+    sale_id: IdPath, services: ServicesDep, data: Annotated[RefuseIn | None, Body()] = None
+) -> dict[str, Any]:
+    reason = (data or RefuseIn()).reason
+    return _act(services, sale_id, Action.REFUSE, reason=reason)
+
+
+@router.post("/sales/{sale_id}/ship", tags=["sales"])
+def ship_sale(
+    sale_id: IdPath, services: ServicesDep, _: Annotated[NoBody | None, Body()] = None
+) -> dict[str, Any]:
+    return _act(services, sale_id, Action.SHIP)

@@ -1,0 +1,97 @@
+"""The FastAPI application: JSON API, action links, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select, text
+
+from mailflow import __version__
+from mailflow.bootstrap import System
+from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from mailflow.store.models import OutboxMessage, Sale
+from mailflow.web import actions, api
+from mailflow.web.pages import Pages
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "path", "query", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(
+            {"error": "malformed_json", "message": "the request body is not valid JSON"},
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
+    detail = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in errors]
+    return JSONResponse(
+        {"error": "invalid", "detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    if isinstance(exc, InvalidInput):
+        detail = [{"field": exc.field, "message": exc.message, "type": "value_error"}]
+        return JSONResponse({"error": "invalid", "detail": detail}, status_code=422)
+    code = {NotFound: 404, Conflict: 409}.get(type(exc), 400)
+    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+    if exc.status is not None:
+        body["status"] = exc.status
+    if exc.hint is not None:
+        body["hint"] = exc.hint
+    return JSONResponse(body, status_code=code)
+
+
+def create_app(system: System) -> FastAPI:
+    app = FastAPI(
+        title="mailflow",
+        version=__version__,
+        description="A marketplace's order-refusal and cancellation workflow, run by email.",
+    )
+    app.state.system = system
+    app.state.pages = Pages(system.templates, system.settings.server.timezone)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.include_router(api.router)
+    app.include_router(actions.router)
+    app.mount("/static", StaticFiles(directory=system.templates / "web" / "static"), "static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        with system.db.read() as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> str:
+        with system.db.read() as session:
+            outbox = session.execute(
+                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+            ).all()
+            sales = session.execute(select(Sale.status, func.count()).group_by(Sale.status)).all()
+        lines = [
+            "# HELP mailflow_outbox_messages Outbox messages by status.",
+            "# TYPE mailflow_outbox_messages gauge",
+            *(f'mailflow_outbox_messages{{status="{s}"}} {n}' for s, n in outbox),
+            "# HELP mailflow_sales Sales by status.",
+            "# TYPE mailflow_sales gauge",
+            *(f'mailflow_sales{{status="{s}"}} {n}' for s, n in sales),
+        ]
+        return "\n".join(lines) + "\n"
+
+    return app

@@ -1,0 +1,48 @@
+"""HTML pages rendered from ``templates/web``, with the headers every page sends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi.responses import HTMLResponse
+
+from mailflow import i18n
+from mailflow.mail.formatting import pick_locale
+from mailflow.mail.templates import add_filters
+
+PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+class Pages:
+    def __init__(self, root: Path, timezone: str) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(root / "web")),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        add_filters(self.env, timezone)
+        self.env.globals["status_label"] = i18n.status_label
+
+    def render(
+        self, name: str, locale: str | None, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        locale = pick_locale(locale)
+
+        def t(key: str, **values: object) -> str:
+            return i18n.t(locale, key, **values)
+
+        html = self.env.get_template(name).render(locale=locale, t=t, **context)
+        return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
