@@ -1,0 +1,157 @@
+"""Test helpers: a movable clock, an SMTP relay on loopback, a live uvicorn, mail parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from mailflow.bootstrap import System
+
+
+class MovableClock:
+    """A clock that stands still until moved."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.raw, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class RelayHandler:
+    """Accepts mail, or follows ``script``: a list of replies/behaviours for the next DATAs.
+
+    Each script entry is a reply line such as ``"451 try later"`` / ``"550 no such user"``,
+    or ``"drop"`` to close the connection before answering, or ``"hang"`` to never answer.
+    """
+
+    received: list[Received] = field(default_factory=list)
+    script: list[str] = field(default_factory=list)
+    attempts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.attempts += 1
+            step = self.script.pop(0) if self.script else "250 OK"
+        if step == "drop":
+            server.transport.close()
+            return "421 closing"
+        if step == "hang":
+            await asyncio.sleep(3600)
+        if step.startswith("250"):
+            with self.lock:
+                self.received.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                )
+        return step
+
+    def messages(self) -> list[EmailMessage]:
+        with self.lock:
+            return [r.message for r in self.received]
+
+
+@contextmanager
+def smtp_relay() -> Iterator[tuple[RelayHandler, int]]:
+    handler = RelayHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def deliver(system: System, **overrides: Any) -> int:
+    """Run a delivery worker until nothing is due; returns how many it sent."""
+    worker = system.delivery_worker(poll_seconds=0.05, **overrides)
+    asyncio.run(worker.run(until_idle=True))
+    return worker.sent_count
+
+
+@contextmanager
+def live_server(system: System) -> Iterator[str]:
+    """The app on a real uvicorn, in a thread, on a free loopback port."""
+    from mailflow.web.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(system), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+LINK = re.compile(r"https?://[^\s\"<>]+/s/[A-Za-z0-9_.\-]+")
+
+
+def links_in(message: EmailMessage) -> list[str]:
+    """The action links of a message's text part, in order (accept, refuse, view)."""
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return LINK.findall(text)
+
+
+def text_of(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()  # type: ignore[union-attr, no-any-return]
+
+
+def html_of(message: EmailMessage) -> str:
+    return message.get_body(("html",)).get_content()  # type: ignore[union-attr, no-any-return]
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
