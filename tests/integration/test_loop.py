@@ -39,7 +39,8 @@ class TestRefuseFromTheEmail:
         assert "Cliquez ici si l'article n'est plus disponible" in html_of(seller_mail)
         assert "12,50\u00a0€" in text_of(seller_mail)
         accept, refuse, view = links_in(seller_mail)
-        assert refuse in html_of(seller_mail) and accept in html_of(seller_mail)
+        for link in (accept, refuse, view):
+            assert link in html_of(seller_mail)
 
         # A mail scanner fetching the link changes nothing and sends nothing.
         page = web.get(path_of(refuse))
