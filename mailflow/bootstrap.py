@@ -11,6 +11,7 @@ from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
 from mailflow.mail.outbox import Outbox, OutboxStore
 from mailflow.mail.templates import Renderer, templates_root
+from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
 from mailflow.store.database import Database
 
@@ -72,6 +73,7 @@ def build(settings: Settings, *, clock: Clock = system_clock, db: Database | Non
         clock=clock,
         base_url=settings.server.base_url,
         support_address=settings.smtp.support_address,
+        payments=Ledger(),
     )
     return System(
         settings=settings,

@@ -13,6 +13,7 @@ import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +87,19 @@ class SmtpSettings(_Section):
     give_up_after_hours: float = Field(96, gt=0)
     lease_seconds: float = Field(120, gt=0)
     timeout_seconds: float = Field(30, gt=0)
+
+    @field_validator("from_address", "support_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        addr = parseaddr(value)[1]
+        if "@" not in addr or any(c in value for c in "\r\n"):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+    @field_validator("support_address")
+    @classmethod
+    def _bare(cls, value: str) -> str:
+        return parseaddr(value)[1]
 
 
 class SecuritySettings(_Section):

@@ -35,6 +35,14 @@ class Money:
     payout: Decimal
 
 
+def to_cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def from_cents(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2).quantize(CENT)
+
+
 def commission_on(amount: Decimal, rate: Decimal) -> Decimal:
     return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 

@@ -14,6 +14,7 @@ import jinja2
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from mailflow import i18n
 from mailflow.mail import formatting
 
 PARTS = ("subject", "txt", "html")
@@ -71,7 +72,11 @@ def add_filters(env: jinja2.Environment, timezone: str) -> None:
     def percent(ctx: Context, ratio: float) -> str:
         return formatting.percent(ratio, ctx["locale"])
 
-    env.filters.update(money=money, datetime=datetime_, date=date_, percent=percent)
+    @pass_context
+    def reason(ctx: Context, code: str | None) -> str:
+        return i18n.t(ctx["locale"], f"reason.{code}") if code else ""
+
+    env.filters.update(money=money, datetime=datetime_, date=date_, percent=percent, reason=reason)
 
 
 def make_environment(root: Path, timezone: str) -> jinja2.Environment:

@@ -8,6 +8,7 @@ from mailflow.clock import Clock
 from mailflow.config import PolicySettings
 from mailflow.links import LinkSigner
 from mailflow.mail.outbox import Outbox
+from mailflow.payments import PaymentGateway
 from mailflow.store.database import Database
 
 
@@ -20,6 +21,7 @@ class ServiceContext:
     clock: Clock
     base_url: str
     support_address: str
+    payments: PaymentGateway
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

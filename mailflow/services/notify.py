@@ -1,6 +1,7 @@
 """Events → emails: which template goes to whom, with which context.
 
-Runs inside the transaction of the state change, so the emails commit with it.
+Runs inside the transaction of the state change, so the emails commit with it. The context of
+each key is documented in ``docs/templates.md``.
 """
 
 from __future__ import annotations
@@ -12,21 +13,31 @@ from sqlmodel import Session
 
 from mailflow.domain.events import SaleCreated, SaleTransitioned
 from mailflow.domain.sales import Action
+from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.mail.outbox import Recipient
 from mailflow.services.context import ServiceContext
-from mailflow.store.models import Buyer, Order, Sale, Seller
+from mailflow.store.models import Buyer, Order, Payment, Sale, Seller
 
-# The buyer's notice for each transition the seller or the system makes.
-BUYER_NOTICES = {
-    Action.REFUSE: "buyer_sale_refused",
-    Action.ACCEPT: "buyer_sale_accepted",
+BUYER, SELLER, SUPPORT = "buyer", "seller", "support"
+
+# Who hears of each transition, and through which template.
+NOTICES: dict[Action, tuple[tuple[str, str], ...]] = {
+    Action.ACCEPT: ((BUYER, "buyer_sale_accepted"),),
+    Action.REFUSE: ((BUYER, "buyer_sale_refused"),),
+    Action.EXPIRE: ((BUYER, "buyer_sale_expired"),),
+    Action.CANCEL: (
+        (BUYER, "buyer_sale_cancelled"),
+        (SUPPORT, "support_sale_cancelled"),
+        (SELLER, "seller_sale_cancelled"),
+    ),
+    Action.WITHDRAW: ((BUYER, "buyer_withdrawal_confirmed"),),
 }
 
 
 def sale_context(
     ctx: ServiceContext, sale: Sale, seller: Seller, buyer: Buyer, order: Order
 ) -> dict[str, Any]:
-    """The variables every sale email gets (documented with the templates)."""
+    """The variables every sale email gets (documented in docs/templates.md)."""
     deadline = sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
     return {
         "sale": {
@@ -39,12 +50,13 @@ def sale_context(
             "currency": sale.currency,
             "status": sale.status,
             "reason": sale.reason,
+            "message": sale.message,
             "created_at": sale.created_at,
             "deadline": deadline,
         },
         "order": {"id": order.id, "external_id": order.external_id},
-        "seller": {"id": seller.id, "name": seller.name},
-        "buyer": {"name": buyer.name},
+        "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
+        "buyer": {"name": buyer.name, "email": buyer.email},
     }
 
 
@@ -57,26 +69,49 @@ def _parties(session: Session, sale: Sale) -> tuple[Seller, Buyer, Order]:
     return seller, buyer, order
 
 
+def _links(ctx: ServiceContext, sale_id: int) -> dict[str, str]:
+    return {action: ctx.action_url(sale_id, action) for action in ("accept", "refuse", "view")}
+
+
 def sale_created(ctx: ServiceContext, session: Session, sale: Sale, event: SaleCreated) -> None:
+    _to_seller_with_links(ctx, session, sale, "seller_new_sale")
+
+
+def deadline_near(ctx: ServiceContext, session: Session, sale: Sale) -> None:
+    _to_seller_with_links(ctx, session, sale, "seller_deadline_reminder")
+
+
+def _to_seller_with_links(ctx: ServiceContext, session: Session, sale: Sale, key: str) -> None:
     seller, buyer, order = _parties(session, sale)
     assert sale.id is not None
     context = sale_context(ctx, sale, seller, buyer, order)
-    context["links"] = {
-        "accept": ctx.action_url(sale.id, "accept"),
-        "refuse": ctx.action_url(sale.id, "refuse"),
-        "view": ctx.action_url(sale.id, "view"),
-    }
+    context["links"] = _links(ctx, sale.id)
     to = Recipient(seller.name, seller.email, seller.locale)
-    ctx.outbox.queue(session, "seller_new_sale", to, context, sale_id=sale.id)
+    ctx.outbox.queue(session, key, to, context, sale_id=sale.id)
 
 
 def sale_transitioned(
     ctx: ServiceContext, session: Session, sale: Sale, event: SaleTransitioned
 ) -> None:
-    key = BUYER_NOTICES.get(event.action)
-    if key is None:
+    notices = NOTICES.get(event.action, ())
+    if not notices:
         return
     seller, buyer, order = _parties(session, sale)
     context = sale_context(ctx, sale, seller, buyer, order)
-    to = Recipient(buyer.name, buyer.email, buyer.locale)
-    ctx.outbox.queue(session, key, to, context, sale_id=sale.id)
+    payment = session.get(Payment, sale.id)
+    assert payment is not None
+    context["payment"] = {
+        "state": payment.state,
+        "amount_cents": payment.amount_cents,
+        "refunded_cents": payment.refunded_cents,
+        "commission_cents": payment.commission_cents,
+        "currency": payment.currency,
+    }
+    context["event"] = {"actor": event.actor.value, "channel": event.channel.value, "at": event.at}
+    recipients = {
+        BUYER: Recipient(buyer.name, buyer.email, buyer.locale),
+        SELLER: Recipient(seller.name, seller.email, seller.locale),
+        SUPPORT: Recipient("Service client", ctx.support_address, DEFAULT_LOCALE),
+    }
+    for who, key in notices:
+        ctx.outbox.queue(session, key, recipients[who], context, sale_id=sale.id)

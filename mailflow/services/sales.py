@@ -49,18 +49,13 @@ class Outcome:
 
 
 def _money_of(payment: Payment) -> money.Money:
-    cents = Decimal("0.01")
     return money.Money(
         state=money.PaymentState(payment.state),
-        amount=payment.amount_cents * cents,
-        refunded=payment.refunded_cents * cents,
-        commission=payment.commission_cents * cents,
-        payout=payment.payout_cents * cents,
+        amount=money.from_cents(payment.amount_cents),
+        refunded=money.from_cents(payment.refunded_cents),
+        commission=money.from_cents(payment.commission_cents),
+        payout=money.from_cents(payment.payout_cents),
     )
-
-
-def _cents(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_value())
 
 
 def transition(
@@ -160,11 +155,12 @@ def _record(ctx: ServiceContext, session: Session, sale: Sale, event: SaleTransi
     after = money.settle(event.action, before, Decimal(str(ctx.policy.commission_rate)))
     if after != before:
         payment.state = after.state.value
-        payment.refunded_cents = _cents(after.refunded)
-        payment.commission_cents = _cents(after.commission)
-        payment.payout_cents = _cents(after.payout)
+        payment.refunded_cents = money.to_cents(after.refunded)
+        payment.commission_cents = money.to_cents(after.commission)
+        payment.payout_cents = money.to_cents(after.payout)
         payment.updated_at = event.at
         session.add(payment)
+        ctx.payments.settle(session, event.sale_id, before, after, payment.currency, event.at)
     if event.action is Action.REFUSE and event.reason == Reason.OUT_OF_STOCK.value:
         # The seller guide: a refusal for lack of stock takes the listing off sale.
         listing = session.get(Listing, sale.listing_id)
@@ -218,7 +214,7 @@ def sale_view(session: Session, sale: Sale) -> dict[str, Any]:
 
 
 def _decimal(cents: int) -> str:
-    return str(Decimal(cents).scaleb(-2).quantize(Decimal("0.01")))
+    return str(money.from_cents(cents))
 
 
 def get_sale(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:

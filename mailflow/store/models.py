@@ -76,6 +76,7 @@ class Sale(SQLModel, table=True):
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime
     updated_at: datetime
+    reminder_sent_at: datetime | None = None
 
 
 class SaleEvent(SQLModel, table=True):
@@ -104,6 +105,19 @@ class Payment(SQLModel, table=True):
     payout_cents: int = 0
     currency: str = Field(default="EUR", max_length=3)
     updated_at: datetime
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One money movement of a sale, as the built-in payment ledger records it."""
+
+    __tablename__ = "ledger_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sale_id: int = Field(foreign_key="sales.id", index=True)
+    kind: str = Field(max_length=24)
+    amount_cents: int
+    currency: str = Field(default="EUR", max_length=3)
+    at: datetime
 
 
 class OutboxMessage(SQLModel, table=True):
