@@ -1,11 +1,13 @@
 """A fast SMTP sink for the benchmarks: aiosmtpd on 127.0.0.1, a free port, counts messages.
 
-By default the sink runs in a **separate process** (``multiprocessing`` with ``spawn``). The
-aiosmtpd server is pure Python and costs about as much CPU per message as the client side, so
-in the measured process it would compete for the GIL and the event loop's core with the code
-under test, and a slower client would also slow the sink down (and the other way round). In
-its own process it takes its own core, and the figures measure the client. ``mode="thread"``
-runs it in-process with ``aiosmtpd.controller.Controller`` instead, to compare.
+By default the sink runs in a **separate process** (``python bench/_sink.py``, driven over its
+stdin and stdout). The aiosmtpd server is pure Python and costs about as much CPU per message
+as the client side, so in the measured process it would compete for the GIL and the event
+loop's core with the code under test, and a slower client would also slow the sink down (and
+the other way round). In its own process it takes its own core, and the figures measure the
+client. ``mode="thread"`` runs it in-process with ``aiosmtpd.controller.Controller`` instead,
+to compare. A subprocess rather than ``multiprocessing``: spawn would re-import the bench's
+main module (and all of mailflow) in the sink, and fork would copy a process with threads.
 
 The sink keeps, per ``reset``: the number of messages accepted, the number of distinct
 ``Message-ID`` values among them, the bytes received, and its own CPU time, so that a bench can
@@ -15,8 +17,11 @@ check that every message arrived exactly once and tell whether the sink was the 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import contextlib
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -69,41 +74,38 @@ def _smtp(handler: _Counter) -> SMTP:
     return SMTP(handler, hostname=_SERVER_NAME, ident="bench-sink")
 
 
-# -- the child process --------------------------------------------------------------------
+# -- the child process (``python bench/_sink.py``) -----------------------------------------
 
 
-def _child_main(conn: Any) -> None:
-    asyncio.run(_child_serve(conn))
-
-
-async def _child_serve(conn: Any) -> None:
+async def _child_serve() -> None:
+    """Serve on a free port; print it; then answer ``stats`` / ``reset`` / ``stop`` on stdin."""
     loop = asyncio.get_running_loop()
     handler = _Counter()
     server = await loop.create_server(lambda: _smtp(handler), HOST, 0)
-    port = server.sockets[0].getsockname()[1]
     done: asyncio.Future[None] = loop.create_future()
     cpu_mark = time.process_time()
 
+    def reply(value: Any) -> None:
+        sys.stdout.write(json.dumps(value) + "\n")
+        sys.stdout.flush()
+
     def on_command() -> None:
         nonlocal cpu_mark
-        try:
-            command = conn.recv()
-        except (EOFError, OSError):
-            command = "stop"
+        command = sys.stdin.readline().strip()
         if command == "stats":
             cpu = time.process_time() - cpu_mark
-            conn.send((handler.messages, len(handler.ids), handler.bytes, cpu))
+            reply([handler.messages, len(handler.ids), handler.bytes, cpu])
         elif command == "reset":
             handler.reset()
             cpu_mark = time.process_time()
-            conn.send(True)
-        elif command == "stop":
-            loop.remove_reader(conn.fileno())
+            reply(True)
+        elif command in ("stop", ""):  # "" is end of file: the parent has gone
+            loop.remove_reader(sys.stdin.fileno())
             if not done.done():
                 done.set_result(None)
 
-    loop.add_reader(conn.fileno(), on_command)
-    conn.send(port)
+    loop.add_reader(sys.stdin.fileno(), on_command)
+    reply(server.sockets[0].getsockname()[1])
     await done
     server.close()
 
@@ -128,7 +130,6 @@ class Sink:
         self.port = 0
         self.pid: int | None = None
         self._process: Any = None
-        self._conn: Any = None
         self._controller: Any = None
         self._handler: _Counter | None = None
         self._thread_cpu_mark = 0.0
@@ -138,16 +139,13 @@ class Sink:
 
     def start(self) -> Sink:
         if self.mode == "process":
-            ctx = multiprocessing.get_context("spawn")
-            parent, child = ctx.Pipe()
-            self._process = ctx.Process(target=_child_main, args=(child,), daemon=True)
-            self._process.start()
-            child.close()
-            if not parent.poll(30):
-                self._process.kill()
-                raise RuntimeError("SMTP sink process did not start")
-            self.port = parent.recv()
-            self._conn = parent
+            self._process = subprocess.Popen(
+                [sys.executable, __file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.port = int(self._ask(None))
             self.pid = self._process.pid
         else:
             from aiosmtpd.controller import Controller
@@ -168,15 +166,15 @@ class Sink:
 
     def stop(self) -> None:
         if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.write("stop\n")
+                self._process.stdin.close()
             try:
-                self._conn.send("stop")
-            except OSError:
-                pass
-            self._process.join(10)
-            if self._process.is_alive():
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
                 self._process.kill()
-                self._process.join()
-            self._conn.close()
+                self._process.wait()
+            self._process.stdout.close()
             self._process = None
         if self._controller is not None:
             self._controller.stop()
@@ -192,9 +190,7 @@ class Sink:
 
     def reset(self) -> None:
         if self._process is not None:
-            with self._lock:
-                self._conn.send("reset")
-                self._conn.recv()
+            self._ask("reset")
         else:
             assert self._handler is not None
             self._call_in_sink(self._handler.reset)
@@ -202,14 +198,24 @@ class Sink:
 
     def stats(self) -> SinkStats:
         if self._process is not None:
-            with self._lock:
-                self._conn.send("stats")
-                messages, distinct, size, cpu = self._conn.recv()
+            messages, distinct, size, cpu = self._ask("stats")
             return SinkStats(messages, distinct, size, cpu)
         assert self._handler is not None
         h = self._handler
         snapshot = self._call_in_sink(lambda: (h.messages, len(h.ids), h.bytes))
         return SinkStats(*snapshot, self._thread_cpu() - self._thread_cpu_mark)
+
+    def _ask(self, command: str | None) -> Any:
+        """Send a command line to the sink process (None: just read) and parse its reply."""
+        process = self._process
+        with self._lock:
+            if command is not None:
+                process.stdin.write(command + "\n")
+                process.stdin.flush()
+            answer = process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"SMTP sink process exited (code {process.poll()})")
+        return json.loads(answer)
 
     def _call_in_sink(self, fn: Any) -> Any:
         async def call() -> Any:
@@ -220,3 +226,7 @@ class Sink:
 
     def _thread_cpu(self) -> float:
         return float(self._call_in_sink(time.thread_time))
+
+
+if __name__ == "__main__":
+    asyncio.run(_child_serve())

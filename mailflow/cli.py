@@ -15,6 +15,7 @@ from mailflow import __version__
 from mailflow.bootstrap import System, build
 from mailflow.config import ConfigError, Loaded, load
 from mailflow.mail.inbox import list_messages
+from mailflow.mail.templates import TemplateError
 from mailflow.store import migrate
 
 
@@ -48,6 +49,26 @@ def _parser() -> argparse.ArgumentParser:
     inbox_sub = inbox.add_subparsers(dest="inbox_command", metavar="COMMAND")
     inbox_sub.add_parser("list", parents=[common], help="list messages (the default)")
     inbox_sub.add_parser("serve", parents=[common], help="run the embedded inbox on its own")
+
+    sales_cmd = sub.add_parser("sales", help="look at a sale or change it, as customer service")
+    sales_sub = sales_cmd.add_subparsers(dest="sales_command", required=True, metavar="COMMAND")
+    show = sales_sub.add_parser("show", parents=[common], help="a sale, its payment and events")
+    show.add_argument("sale_id", type=int, metavar="ID")
+    for name, text in (
+        ("accept", "accept a pending sale"),
+        ("refuse", "refuse a pending sale"),
+        ("ship", "mark an accepted sale shipped"),
+        ("cancel", "cancel an accepted sale (the buyer is refunded)"),
+        ("withdraw", "record the buyer's withdrawal (never counts in the rate)"),
+    ):
+        cmd = sales_sub.add_parser(name, parents=[common], help=text)
+        cmd.add_argument("sale_id", type=int, metavar="ID")
+        if name in ("refuse", "cancel"):
+            cmd.add_argument("--reason", default="out_of_stock", help="reason code")
+        if name == "cancel":
+            cmd.add_argument("--message", default="", help="message to the buyer")
+        if name == "withdraw":
+            cmd.add_argument("--note", default="", help="customer service's note")
     return parser
 
 
@@ -58,10 +79,11 @@ def _load(args: argparse.Namespace) -> Loaded:
         raise CliError(f"configuration: {exc}") from exc
 
 
-def _system(loaded: Loaded, *, auto_upgrade: bool = False) -> System:
+def _system(loaded: Loaded) -> System:
+    """The system; a SQLite database is brought up to date by itself, PostgreSQL must be."""
     system = build(loaded.settings)
     try:
-        if auto_upgrade and system.db.is_sqlite:
+        if system.db.is_sqlite:
             migrate.upgrade(system.db.engine)
         elif not migrate.is_current(system.db.engine):
             raise CliError("the database schema is not up to date: run `mailflow db upgrade` first")
@@ -75,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     settings = loaded.settings
-    system = _system(loaded, auto_upgrade=True)
+    system = _system(loaded)
     base = settings.server.base_url
     print(f"mailflow {__version__} on {base}  (database {settings.database.url})")
     if loaded.source is None:
@@ -124,7 +146,7 @@ def _inbox(args: argparse.Namespace) -> int:
     from mailflow import runner
 
     loaded = _load(args)
-    system = _system(loaded, auto_upgrade=True)
+    system = _system(loaded)
     try:
         if args.inbox_command == "serve":
             asyncio.run(runner.inbox_only(system))
@@ -142,7 +164,55 @@ def _inbox(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "db": _db, "inbox": _inbox}
+def _sales(args: argparse.Namespace) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    from mailflow.domain.sales import Action, Actor, Channel
+    from mailflow.schemas import CancelIn, RefuseIn, WithdrawIn
+    from mailflow.services import sales
+    from mailflow.services.errors import ServiceError
+
+    system = _system(_load(args))
+    command = args.sales_command
+    try:
+        if command == "show":
+            view = sales.get_sale(system.services, args.sale_id)
+        else:
+            options: dict[str, object] = {}
+            if command == "refuse":
+                options["reason"] = RefuseIn(reason=args.reason).reason
+            elif command == "cancel":
+                data = CancelIn(reason=args.reason, message=args.message)
+                options.update(reason=data.reason, message=data.message)
+            elif command == "withdraw":
+                options["note"] = WithdrawIn(note=args.note).note or None
+            actor = Actor.SUPPORT
+            outcome = sales.transition(
+                system.services,
+                args.sale_id,
+                Action(command),
+                actor=actor,
+                channel=Channel.CLI,
+                **options,  # type: ignore[arg-type]
+            )
+            view = outcome.sale
+            if not outcome.changed:
+                print(f"sale {args.sale_id} was already {view['status']}; nothing sent")
+    except ValidationError as exc:
+        problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise CliError(problems) from exc
+    except ServiceError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise CliError(f"sale {args.sale_id}: {exc.message}{hint}") from exc
+    finally:
+        system.close()
+    print(json.dumps(view, indent=2, default=str, ensure_ascii=False))
+    return 0
+
+
+COMMANDS = {"serve": _serve, "worker": _worker, "db": _db, "inbox": _inbox, "sales": _sales}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,10 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("alembic", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except CliError as exc:
         print(f"mailflow: {exc}", file=sys.stderr)
+        return 2
+    except TemplateError as exc:
+        print(f"mailflow: template error, nothing was changed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -122,6 +122,7 @@ class PolicySettings(_Section):
     acceptance_deadline_hours: float = Field(48, gt=0)
     reminder_before_hours: float = Field(12, ge=0)
     commission_rate: float = Field(0.10, ge=0, le=1)
+    sweep_every_seconds: float = Field(60, gt=0)
 
 
 class Settings(_Section):

@@ -12,6 +12,7 @@ import uvicorn
 
 from mailflow.bootstrap import System
 from mailflow.mail.inbox import InboxServer
+from mailflow.services import sweeps
 from mailflow.web.app import create_app
 
 log = logging.getLogger("mailflow")
@@ -34,6 +35,21 @@ def inbox_server(system: System) -> InboxServer:
     return InboxServer(system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port)
 
 
+async def sweep_forever(system: System, stop: asyncio.Event) -> None:
+    """Deadlines and reminders, every ``policy.sweep_every_seconds``, until ``stop``."""
+    every = system.settings.policy.sweep_every_seconds
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(sweeps.sweep, system.services)
+            if report.expired or report.reminded:
+                log.info("sweep: %s expired, %s reminded", report.expired, report.reminded)
+        except Exception:
+            # A failed sweep (database briefly away) is retried at the next tick.
+            log.exception("sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
 async def serve(
     system: System, *, with_inbox: bool, on_ready: Callable[[], None] | None = None
 ) -> None:
@@ -45,6 +61,7 @@ async def serve(
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
     worker = system.delivery_worker()
     worker_task = asyncio.create_task(worker.run(stop))
+    sweeper = asyncio.create_task(sweep_forever(system, stop))
     config = uvicorn.Config(
         create_app(system),
         host=settings.server.host,
@@ -68,6 +85,7 @@ async def serve(
     finally:
         stop.set()
         await worker_task
+        await sweeper
         if inbox is not None:
             await inbox.stop()
     log.info("stopped")
@@ -78,7 +96,9 @@ async def work(system: System) -> None:
     _on_signals(asyncio.get_running_loop(), stop.set)
     worker = system.delivery_worker()
     log.info("worker delivering to %s:%s", *system.settings.smtp_target)
+    sweeper = asyncio.create_task(sweep_forever(system, stop))
     await worker.run(stop)
+    await sweeper
     log.info("stopped")
 
 

@@ -13,6 +13,7 @@ from babel.numbers import list_currencies
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from mailflow.domain.sales import MAX_MESSAGE_LENGTH, Reason
 from mailflow.mail.formatting import SUPPORTED_LOCALES
 
 MAX_UNIT_PRICE = Decimal("1000000.00")
@@ -101,3 +102,30 @@ class OrderIn(_Input):
     buyer: BuyerIn
     items: list[ItemIn] = Field(min_length=1, max_length=200)
     currency: Annotated[str, AfterValidator(_currency)] = "EUR"
+
+
+def _message(value: str) -> str:
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters other than line breaks and tabs")
+    return value.replace("\r\n", "\n").strip()
+
+
+Message = Annotated[str, Field(max_length=MAX_MESSAGE_LENGTH), AfterValidator(_message)]
+
+
+class RefuseIn(_Input):
+    reason: Reason = Reason.OUT_OF_STOCK
+
+
+class CancelIn(_Input):
+    reason: Reason
+    message: Message = ""
+
+
+class WithdrawIn(_Input):
+    note: Message = ""
+
+
+class ListingIn(_Input):
+    stock: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    active: bool = True

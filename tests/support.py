@@ -138,11 +138,14 @@ def links_in(message: EmailMessage) -> list[str]:
 
 
 def text_of(message: EmailMessage) -> str:
-    return message.get_body(("plain",)).get_content()  # type: ignore[union-attr, no-any-return]
+    """The decoded text part, with line ends as a mail client shows them."""
+    content: str = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return content.replace("\r\n", "\n")
 
 
 def html_of(message: EmailMessage) -> str:
-    return message.get_body(("html",)).get_content()  # type: ignore[union-attr, no-any-return]
+    content: str = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    return content.replace("\r\n", "\n")
 
 
 def path_of(url: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -20,20 +20,26 @@ def _locale(code: str) -> Locale:
     return Locale.parse(code)
 
 
+def _aware(moment: datetime) -> datetime:
+    """Naive times are UTC (how the database stores them)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def money(cents: int, currency: str, locale: str) -> str:
     return format_currency(Decimal(cents).scaleb(-2), currency, locale=_locale(locale))
 
 
 def when(moment: datetime, locale: str, timezone: str, fmt: str = "medium") -> str:
-    return format_datetime(moment, fmt, tzinfo=ZoneInfo(timezone), locale=_locale(locale))
+    return format_datetime(_aware(moment), fmt, tzinfo=ZoneInfo(timezone), locale=_locale(locale))
 
 
 def day(moment: datetime, locale: str, timezone: str, fmt: str = "long") -> str:
-    return format_date(moment.astimezone(ZoneInfo(timezone)), fmt, locale=_locale(locale))
+    return format_date(_aware(moment).astimezone(ZoneInfo(timezone)), fmt, locale=_locale(locale))
 
 
 def percent(ratio: float, locale: str) -> str:
-    return format_percent(ratio, "#,##0.##\u00a0%", locale=_locale(locale))
+    # Rates are shown to a tenth of a percent, in the locale's own style (4,2 % / 4.2%).
+    return format_percent(round(ratio, 3), locale=_locale(locale), decimal_quantization=False)
 
 
 def pick_locale(code: str | None) -> str:

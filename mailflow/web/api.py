@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response, status
+from fastapi import APIRouter, Body, Header, Path, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from mailflow.domain.sales import Action, Actor, Channel, Reason
-from mailflow.schemas import OrderIn, SellerIn
-from mailflow.services import orders, sales, sellers
+from mailflow.domain.sales import Action, Actor, Channel
+from mailflow.schemas import CancelIn, ListingIn, OrderIn, RefuseIn, SellerIn, WithdrawIn
+from mailflow.services import listings, orders, sales, sellers
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import IdPath, ServicesDep
 
 router = APIRouter(prefix="/api/v1", dependencies=[Authenticated])
-
-
-class RefuseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Reason = Reason.OUT_OF_STOCK
 
 
 class NoBody(BaseModel):
@@ -53,10 +48,10 @@ def get_sale(sale_id: IdPath, services: ServicesDep) -> dict[str, Any]:
     return sales.get_sale(services, sale_id)
 
 
-def _act(services: ServicesDep, sale_id: int, action: Action, **kw: Any) -> dict[str, Any]:
-    outcome = sales.transition(
-        services, sale_id, action, actor=Actor.API, channel=Channel.API, **kw
-    )
+def _act(
+    services: ServicesDep, sale_id: int, action: Action, actor: Actor = Actor.API, **kw: Any
+) -> dict[str, Any]:
+    outcome = sales.transition(services, sale_id, action, actor=actor, channel=Channel.API, **kw)
     return {**outcome.sale, "changed": outcome.changed}
 
 
@@ -80,3 +75,33 @@ def ship_sale(
     sale_id: IdPath, services: ServicesDep, _: Annotated[NoBody | None, Body()] = None
 ) -> dict[str, Any]:
     return _act(services, sale_id, Action.SHIP)
+
+
+@router.post("/sales/{sale_id}/cancel", tags=["sales"])
+def cancel_sale(sale_id: IdPath, services: ServicesDep, data: CancelIn) -> dict[str, Any]:
+    """Cancel an accepted sale: the buyer is refunded and told the seller's reason and message."""
+    return _act(services, sale_id, Action.CANCEL, reason=data.reason, message=data.message)
+
+
+@router.post("/sales/{sale_id}/withdraw", tags=["sales"])
+def withdraw_sale(
+    sale_id: IdPath, services: ServicesDep, data: Annotated[WithdrawIn | None, Body()] = None
+) -> dict[str, Any]:
+    """Record a buyer's withdrawal (customer service): never counts in the seller's rate."""
+    note = (data or WithdrawIn()).note or None
+    return _act(services, sale_id, Action.WITHDRAW, actor=Actor.SUPPORT, note=note)
+
+
+SkuPath = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+@router.get("/sellers/{seller_id}/listings/{sku}", tags=["listings"])
+def get_listing(seller_id: IdPath, sku: SkuPath, services: ServicesDep) -> dict[str, Any]:
+    return listings.get_listing(services, seller_id, sku)
+
+
+@router.put("/sellers/{seller_id}/listings/{sku}", tags=["listings"])
+def put_listing(
+    seller_id: IdPath, sku: SkuPath, data: ListingIn, services: ServicesDep
+) -> dict[str, Any]:
+    return listings.update_listing(services, seller_id, sku, data)

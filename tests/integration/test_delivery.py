@@ -287,9 +287,7 @@ class TestTemporaryFailures:
         clock: MovableClock,
         give_up_hours: float,
     ) -> None:
-        down = make_system(
-            db_url, smtp={"port": free_port(), "give_up_after_hours": give_up_hours}
-        )
+        down = make_system(db_url, smtp={"port": free_port(), "give_up_after_hours": give_up_hours})
         _one_order(api)
         created = _utc(_row(down).created_at)
         give_up_at = created + timedelta(hours=give_up_hours)

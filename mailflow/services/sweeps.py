@@ -1,0 +1,109 @@
+"""The sweeper: expires pending sales past their deadline and reminds sellers once before.
+
+Safe when it races a click or an API call (expiry goes through the same compare-and-set as
+every transition) and when several processes sweep at once (the reminder is claimed with a
+compare-and-set on ``reminder_sent_at``): one winner, one email.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from mailflow.domain.sales import Action, Actor, Channel, SaleStatus
+from mailflow.services import notify
+from mailflow.services.context import ServiceContext
+from mailflow.services.errors import Conflict
+from mailflow.services.sales import transition
+from mailflow.store.models import Sale
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+_sales = Sale.__table__
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired: int
+    reminded: int
+
+
+def sweep(ctx: ServiceContext) -> SweepReport:
+    return SweepReport(expired=expire_overdue(ctx), reminded=remind_near_deadline(ctx))
+
+
+def expire_overdue(ctx: ServiceContext) -> int:
+    now = ctx.clock()
+    cutoff = now - timedelta(hours=ctx.policy.acceptance_deadline_hours)
+    expired = 0
+    while True:
+        with ctx.db.read() as session:
+            ids = (
+                session.execute(
+                    select(Sale.id)
+                    .where(Sale.status == SaleStatus.PENDING.value, Sale.created_at <= cutoff)
+                    .order_by(Sale.created_at)
+                    .limit(BATCH)
+                )
+                .scalars()
+                .all()
+            )
+        changed = 0
+        for sale_id in ids:
+            try:
+                outcome = transition(
+                    ctx, sale_id, Action.EXPIRE, actor=Actor.SYSTEM, channel=Channel.SWEEP
+                )
+            except Conflict:
+                continue  # a seller or another sweeper moved it first
+            changed += outcome.changed
+        expired += changed
+        if len(ids) < BATCH:
+            return expired
+
+
+def remind_near_deadline(ctx: ServiceContext) -> int:
+    policy = ctx.policy
+    if policy.reminder_before_hours <= 0:
+        return 0
+    now = ctx.clock()
+    deadline = timedelta(hours=policy.acceptance_deadline_hours)
+    remind_from = now - deadline + timedelta(hours=policy.reminder_before_hours)
+    with ctx.db.read() as session:
+        ids = (
+            session.execute(
+                select(Sale.id)
+                .where(
+                    Sale.status == SaleStatus.PENDING.value,
+                    Sale.reminder_sent_at.is_(None),
+                    Sale.created_at <= remind_from,
+                    Sale.created_at > now - deadline,
+                )
+                .order_by(Sale.created_at)
+                .limit(BATCH)
+            )
+            .scalars()
+            .all()
+        )
+    reminded = 0
+    for sale_id in ids:
+        with ctx.db.transaction() as session:
+            won = session.execute(
+                update(_sales)
+                .where(
+                    _sales.c.id == sale_id,
+                    _sales.c.reminder_sent_at.is_(None),
+                    _sales.c.status == SaleStatus.PENDING.value,
+                )
+                .values(reminder_sent_at=now)
+            ).rowcount
+            if won:
+                sale = session.get(Sale, sale_id)
+                assert sale is not None
+                notify.deadline_near(ctx, session, sale)
+                reminded += 1
+    return reminded

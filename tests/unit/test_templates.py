@@ -1,0 +1,315 @@
+"""The shipped email templates: every key with files renders in fr and en, safely and completely.
+
+The sample context is built the way ``mailflow.services.notify`` builds the real one (its
+``sale_context``, then ``payment`` and ``event`` for transitions, ``links`` for the seller's
+order emails), so a template that uses a variable the code does not provide fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from mailflow.config import PolicySettings
+from mailflow.mail.templates import Renderer, TemplateError, templates_root
+from mailflow.services import notify
+from mailflow.store.models import Buyer, Order, Sale, Seller
+
+LOCALES = ("fr", "en")
+LINK_KEYS = ("seller_new_sale", "seller_deadline_reminder")
+TRANSITION_KEYS = frozenset(key for notices in notify.NOTICES.values() for _, key in notices)
+MESSAGE_KEYS = ("buyer_sale_cancelled", "support_sale_cancelled")
+REFUSE_TEXT = {
+    "fr": "Cliquez ici si l'article n'est plus disponible",
+    "en": "Click here if the article is no longer available",
+}
+AMOUNT = {"fr": "12,50\u00a0€", "en": "€12.50"}
+EVIL_MESSAGE = "Désolé <script>alert(1)</script>\nLigne 2"
+VOID_ELEMENTS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+)
+TAG = re.compile(r"</?[A-Za-z][^>]*>")
+
+# Times as the store holds them: naive UTC.
+CREATED = datetime(2026, 11, 25, 8, 0)
+EVENT_AT = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+
+# key → (sale status, payment state, reason, event actor, event channel)
+STATES: dict[str, tuple[str, str | None, str | None, str | None, str | None]] = {
+    "seller_new_sale": ("pending", None, None, None, None),
+    "seller_deadline_reminder": ("pending", None, None, None, None),
+    "buyer_sale_accepted": ("accepted", "captured", None, "seller", "email-link"),
+    "buyer_sale_refused": ("refused", "released", "out_of_stock", "seller", "email-link"),
+    "buyer_sale_expired": ("expired", "released", None, "system", "sweep"),
+    "buyer_sale_cancelled": ("cancelled", "refunded", "cannot_ship", "seller", "portal"),
+    "support_sale_cancelled": ("cancelled", "refunded", "cannot_ship", "seller", "portal"),
+    "seller_sale_cancelled": ("cancelled", "refunded", "cannot_ship", "seller", "portal"),
+    "buyer_withdrawal_confirmed": ("withdrawn", "refunded", None, "support", "cli"),
+}
+
+
+def sample_context(key: str, **sale_overrides: Any) -> dict[str, Any]:
+    """A realistic context for ``key``, shaped by ``notify`` as the sending code shapes it."""
+    status, payment_state, reason, actor, channel = STATES[key]
+    cancelled = status == "cancelled"
+    fields: dict[str, Any] = {
+        "id": 12,
+        "order_id": 3,
+        "seller_id": 7,
+        "listing_id": 5,
+        "sku": "LPP-1943",
+        "title": "Le Petit Prince (édition 1999)",
+        "quantity": 1,
+        "unit_price_cents": 1250,
+        "amount_cents": 1250,
+        "currency": "EUR",
+        "status": status,
+        "reason": reason,
+        "message": (
+            "Bonjour,\nLe dernier exemplaire a été abîmé pendant l'emballage.\nToutes mes excuses."
+            if cancelled
+            else None
+        ),
+        "created_at": CREATED,
+        "updated_at": CREATED,
+    }
+    fields.update(sale_overrides)
+    sale = Sale(**fields)
+    seller = Seller(
+        id=7, name="Librairie Dupont", email="ventes@librairie-dupont.example", created_at=CREATED
+    )
+    buyer = Buyer(id=4, name="Éloïse Müller", email="eloise@example.org", created_at=CREATED)
+    order = Order(
+        id=3, external_id="CMD-2026-0042", buyer_id=4, request_hash="0" * 64, created_at=CREATED
+    )
+    ctx = cast(Any, SimpleNamespace(policy=PolicySettings()))
+    context = notify.sale_context(ctx, sale, seller, buyer, order)
+    if key in LINK_KEYS:
+        base = "https://market.example/s/"
+        context["links"] = {
+            "accept": base + "eyJzIjoxMiwiYSI6ImFjY2VwdCJ9.Zx1a2b.q8Kd-accept",
+            "refuse": base + "eyJzIjoxMiwiYSI6InJlZnVzZSJ9.Zx1a2b.Wm3_refuse",
+            "view": base + "eyJzIjoxMiwiYSI6InZpZXcifQ.Zx1a2b.p0Lv-view",
+        }
+    if key in TRANSITION_KEYS:
+        refunded = payment_state == "refunded"
+        context["payment"] = {
+            "state": payment_state,
+            "amount_cents": 1250,
+            "refunded_cents": 1250 if refunded else 0,
+            "commission_cents": 125 if cancelled else 0,
+            "currency": "EUR",
+        }
+        context["event"] = {"actor": actor, "channel": channel, "at": EVENT_AT}
+    return context
+
+
+def shipped_keys(locale: str) -> set[str]:
+    folder = templates_root() / "email" / locale
+    return {path.name.removesuffix(".subject.j2") for path in folder.glob("*.subject.j2")}
+
+
+KEYS = sorted(shipped_keys("fr") | shipped_keys("en"))
+CASES = [(key, locale) for key in KEYS for locale in LOCALES]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(templates_root(), "Europe/Paris")
+
+
+class StrictHTML(HTMLParser):
+    """Checks that every element is closed in order; collects links and external references."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.anchors: list[tuple[str, str]] = []
+        self.external: list[str] = []
+        self._anchor: tuple[str, list[str]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag in {"img", "link", "script", "style", "iframe", "object"} or "src" in values:
+            self.external.append(self.get_starttag_text() or tag)
+        if tag == "a":
+            self._anchor = (values.get("href") or "", [])
+        if tag not in VOID_ELEMENTS:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID_ELEMENTS:
+            self.stack.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID_ELEMENTS:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> at {self.getpos()} closes {self.stack[-1:]}")
+            return
+        self.stack.pop()
+        if tag == "a" and self._anchor is not None:
+            href, text = self._anchor
+            self.anchors.append((href, " ".join("".join(text).split())))
+            self._anchor = None
+
+    def handle_data(self, data: str) -> None:
+        if self._anchor is not None:
+            self._anchor[1].append(data)
+
+
+def parse_html(html: str) -> StrictHTML:
+    parser = StrictHTML()
+    parser.feed(html)
+    parser.close()
+    assert not parser.errors, parser.errors
+    assert not parser.stack, f"unclosed elements: {parser.stack}"
+    return parser
+
+
+def test_both_locales_ship_the_same_keys_including_the_cancellation_flow() -> None:
+    assert shipped_keys("fr") == shipped_keys("en")
+    assert set(STATES) <= set(KEYS), "a key of notify has no template files"
+    assert set(KEYS) <= set(STATES), "give the new key a sample context in STATES"
+
+
+@pytest.mark.parametrize(("key", "locale"), CASES)
+def test_renders_a_complete_email(renderer: Renderer, key: str, locale: str) -> None:
+    email = renderer.render(key, locale, sample_context(key))
+
+    assert email.subject.strip() and "\n" not in email.subject
+    raw_subject = renderer.env.get_template(f"email/{locale}/{key}.subject.j2")
+    assert "\n" not in raw_subject.render({**sample_context(key), "locale": locale}).strip()
+
+    assert not TAG.search(email.text), TAG.search(email.text)
+    assert "None" not in email.text and "None" not in email.html
+
+    parsed = parse_html(email.html)
+    assert email.html.lstrip().startswith("<!DOCTYPE html>")
+    assert f'<html lang="{locale}">' in email.html
+    assert not parsed.external, parsed.external
+
+    assert AMOUNT[locale] in email.text
+    assert AMOUNT[locale] in email.html
+
+
+@pytest.mark.parametrize("key", LINK_KEYS)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_seller_links_in_both_parts(renderer: Renderer, key: str, locale: str) -> None:
+    context = sample_context(key)
+    email = renderer.render(key, locale, context)
+    anchors = dict(parse_html(email.html).anchors)
+    for url in context["links"].values():
+        assert url in email.text
+        assert url in anchors
+    assert anchors[context["links"]["refuse"]] == REFUSE_TEXT[locale]
+    refuse_line = re.escape(REFUSE_TEXT[locale]) + r" ?:\n" + re.escape(context["links"]["refuse"])
+    assert re.search(refuse_line, email.text), "the refuse link is not under its text"
+
+
+def test_the_french_refuse_text_is_exact(renderer: Renderer) -> None:
+    for key in LINK_KEYS:
+        email = renderer.render(key, "fr", sample_context(key))
+        assert "Cliquez ici si l'article n'est plus disponible" in email.text
+        assert ">Cliquez ici si l'article n'est plus disponible</a>" in email.html
+
+
+@pytest.mark.parametrize("key", MESSAGE_KEYS)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_sellers_message_is_text_never_html(renderer: Renderer, key: str, locale: str) -> None:
+    email = renderer.render(key, locale, sample_context(key, message=EVIL_MESSAGE))
+    assert EVIL_MESSAGE in email.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\nLigne 2" in email.html
+    assert "<script" not in email.html
+    assert re.search(r"white-space:pre-wrap[^>]*>Désolé &lt;script&gt;", email.html)
+    parse_html(email.html)
+
+
+@pytest.mark.parametrize("message", [None, "", "  \n "])
+@pytest.mark.parametrize("locale", LOCALES)
+def test_no_message_block_without_a_message(
+    renderer: Renderer, locale: str, message: str | None
+) -> None:
+    email = renderer.render(
+        "buyer_sale_cancelled", locale, sample_context("buyer_sale_cancelled", message=message)
+    )
+    assert "pre-wrap" not in email.html
+    label = "Message du vendeur" if locale == "fr" else "Message from the seller"
+    assert label not in email.text and label not in email.html
+    assert "None" not in email.text
+
+
+def test_the_cancellation_shows_reason_and_refund(renderer: Renderer) -> None:
+    email = renderer.render("buyer_sale_cancelled", "fr", sample_context("buyer_sale_cancelled"))
+    assert "Motif : expédition impossible" in email.text
+    assert "remboursé(e) de 12,50\u00a0€" in email.text
+    support = renderer.render(
+        "support_sale_cancelled", "fr", sample_context("support_sale_cancelled")
+    )
+    for value in ("12", "CMD-2026-0042", "Librairie Dupont", "ventes@librairie-dupont.example"):
+        assert value in support.text and value in support.html
+    assert "eloise@example.org" in support.text and "expédition impossible" in support.text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_seller_confirmation_shows_commission_and_the_rate_once_provided(
+    renderer: Renderer, locale: str
+) -> None:
+    key = "seller_sale_cancelled"
+    commission = {"fr": "1,25\u00a0€", "en": "€1.25"}[locale]
+    without = renderer.render(key, locale, sample_context(key))
+    assert commission in without.text and commission in without.html
+    assert "4,2" not in without.text and "4.2" not in without.text
+
+    with_rate = renderer.render(key, locale, {**sample_context(key), "rate": {"value": 0.042}})
+    rate = {"fr": "4,2\u00a0%", "en": "4.2\u00a0%"}[locale]
+    assert rate in with_rate.text and rate in with_rate.html
+    parse_html(with_rate.html)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_withdrawal_says_refunded_or_released(renderer: Renderer, locale: str) -> None:
+    key = "buyer_withdrawal_confirmed"
+    refunded = renderer.render(key, locale, sample_context(key))
+    released_context = sample_context(key)
+    released_context["payment"].update(state="released", refunded_cents=0)
+    released = renderer.render(key, locale, released_context)
+    words = {"fr": ("remboursé(e)", "pas débité(e)"), "en": ("refunded", "not be charged")}
+    assert words[locale][0] in refunded.text and words[locale][1] not in refunded.text
+    assert words[locale][1] in released.text and words[locale][0] not in released.text
+
+
+def test_dates_are_in_the_configured_time_zone(renderer: Renderer) -> None:
+    # created 25/11 08:00 UTC + 48 h = 27/11 09:00 in Paris
+    email = renderer.render(
+        "seller_deadline_reminder", "fr", sample_context("seller_deadline_reminder")
+    )
+    assert "27/11/2026 09:00" in email.subject
+    assert "27/11/2026 09:00" in email.text
+
+
+@pytest.mark.parametrize(("key", "locale"), CASES)
+def test_a_missing_variable_is_an_error(renderer: Renderer, key: str, locale: str) -> None:
+    context = sample_context(key)
+    del context["sale"]
+    with pytest.raises(TemplateError):
+        renderer.render(key, locale, context)
+
+    context = sample_context(key)
+    del context["sale"]["title"]
+    with pytest.raises(TemplateError):
+        renderer.render(key, locale, context)
+
+
+def test_every_shipped_key_is_documented() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "templates.md").read_text(encoding="utf-8")
+    for key in KEYS:
+        assert f"`{key}`" in docs
