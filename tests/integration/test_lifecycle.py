@@ -141,7 +141,8 @@ class TestWithdraw:
         assert sale["events"][-1]["note"] == "appel du 27/11"
         assert _templates(system, sale_id)[-1] == "buyer_withdrawal_confirmed"
         deliver(system)
-        assert relay[0].messages()[-1]["X-Mailflow-Template"] == "buyer_withdrawal_confirmed"
+        delivered = {m["X-Mailflow-Template"] for m in relay[0].messages()}
+        assert "buyer_withdrawal_confirmed" in delivered
 
     def test_withdrawal_while_pending_releases(self, api: TestClient) -> None:
         s = factories.seller(api)
@@ -172,8 +173,8 @@ class TestDeadlines:
         assert sweeps.sweep(system.services) == sweeps.SweepReport(0, 1)
         assert sweeps.sweep(system.services) == sweeps.SweepReport(0, 0)
         deliver(system)
-        reminder = relay[0].messages()[-1]
-        assert reminder["X-Mailflow-Template"] == "seller_deadline_reminder"
+        mails = {m["X-Mailflow-Template"]: m for m in relay[0].messages()}
+        reminder = mails["seller_deadline_reminder"]
         assert len(links_in(reminder)) == 3
 
         clock.advance(hours=11.8)  # 47.9 h
@@ -191,7 +192,7 @@ class TestDeadlines:
             "buyer_sale_expired",
         ]
         # The seller's refuse link now answers that the sale expired.
-        _, refuse, _ = links_in(relay[0].messages()[0])
+        _, refuse, _ = links_in(mails["seller_new_sale"])
         assert api.post(path_of(refuse)).status_code == 409
 
     def test_fractional_deadline(
