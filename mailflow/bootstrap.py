@@ -73,6 +73,7 @@ def build(settings: Settings, *, clock: Clock = system_clock, db: Database | Non
         clock=clock,
         base_url=settings.server.base_url,
         support_address=settings.smtp.support_address,
+        seller_support_address=settings.smtp.seller_support_address,
         payments=Ledger(),
     )
     return System(

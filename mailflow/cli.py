@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     inbox_sub.add_parser("list", parents=[common], help="list messages (the default)")
     inbox_sub.add_parser("serve", parents=[common], help="run the embedded inbox on its own")
 
+    sellers_cmd = sub.add_parser("sellers", help="sellers and their cancellation rates")
+    sellers_sub = sellers_cmd.add_subparsers(
+        dest="sellers_command", required=True, metavar="COMMAND"
+    )
+    stats = sellers_sub.add_parser("stats", parents=[common], help="a table of rates and tiers")
+    stats.add_argument("--over", action="store_true", help="only sellers at or over the threshold")
+
     sales_cmd = sub.add_parser("sales", help="look at a sale or change it, as customer service")
     sales_sub = sales_cmd.add_subparsers(dest="sales_command", required=True, metavar="COMMAND")
     show = sales_sub.add_parser("show", parents=[common], help="a sale, its payment and events")
@@ -212,7 +219,36 @@ def _sales(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "db": _db, "inbox": _inbox, "sales": _sales}
+def _sellers(args: argparse.Namespace) -> int:
+    from mailflow.mail.formatting import percent
+    from mailflow.services import policy
+
+    system = _system(_load(args))
+    try:
+        rows = policy.stats_all(system.services, over_only=args.over)
+        threshold = system.settings.policy.threshold
+    finally:
+        system.close()
+    print(f"threshold {percent(threshold, 'en')}; rate = cancelled / counted sales in the window")
+    print(f"{'id':>6}  {'seller':<30} {'rate':>7} {'tier':<10} {'counted':>7} {'cancelled':>9}")
+    for row in rows:
+        print(
+            f"{row['id']:>6}  {row['name']:<30.30} {percent(row['rate'], 'en'):>7} "
+            f"{row['tier']:<10} {row['counted']:>7} {row['cancelled']:>9}"
+        )
+    if not rows:
+        print("no sellers" + (" at or over the threshold" if args.over else ""))
+    return 0
+
+
+COMMANDS = {
+    "serve": _serve,
+    "sellers": _sellers,
+    "worker": _worker,
+    "db": _db,
+    "inbox": _inbox,
+    "sales": _sales,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,13 +82,14 @@ class SmtpSettings(_Section):
     embedded_port: int = Field(8025, ge=1, le=65535)
     from_address: str = "Marketplace <no-reply@marketplace.example>"
     support_address: str = "service-client@marketplace.example"
+    seller_support_address: str = "Accompagnement vendeurs <vendeurs@marketplace.example>"
     concurrency: int = Field(8, ge=1, le=256)
     retry_base_seconds: float = Field(30, gt=0)
     give_up_after_hours: float = Field(96, gt=0)
     lease_seconds: float = Field(120, gt=0)
     timeout_seconds: float = Field(30, gt=0)
 
-    @field_validator("from_address", "support_address")
+    @field_validator("from_address", "support_address", "seller_support_address")
     @classmethod
     def _address(cls, value: str) -> str:
         addr = parseaddr(value)[1]

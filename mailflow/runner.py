@@ -41,8 +41,13 @@ async def sweep_forever(system: System, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             report = await asyncio.to_thread(sweeps.sweep, system.services)
-            if report.expired or report.reminded:
-                log.info("sweep: %s expired, %s reminded", report.expired, report.reminded)
+            if report.expired or report.reminded or report.tiers_changed:
+                log.info(
+                    "sweep: %s expired, %s reminded, %s tier changes",
+                    report.expired,
+                    report.reminded,
+                    report.tiers_changed,
+                )
         except Exception:
             # A failed sweep (database briefly away) is retried at the next tick.
             log.exception("sweep failed")

@@ -54,12 +54,18 @@ class Outbox:
         to: Recipient,
         context: dict[str, Any],
         sale_id: int | None = None,
+        sender: str | None = None,
     ) -> OutboxMessage:
+        """Render ``key`` for ``to`` and add it to the session; ``sender`` overrides From."""
         now = self.clock()
+        sender_header, sender_addr = self.sender_header, self.sender_addr
+        if sender is not None:
+            name, sender_addr = split_address(sender)
+            sender_header = address(name, sender_addr)
         rendered = self.renderer.render(key, to.locale, context)
-        message_id = new_message_id(self.sender_addr)
+        message_id = new_message_id(sender_addr)
         body = compose(
-            sender=self.sender_header,
+            sender=sender_header,
             recipient=address(to.name, to.email),
             subject=rendered.subject,
             text=rendered.text,
@@ -71,7 +77,7 @@ class Outbox:
         row = OutboxMessage(
             template=key,
             locale=to.locale,
-            sender=self.sender_addr,
+            sender=sender_addr,
             recipient=to.email,
             subject=rendered.subject,
             message_id=message_id,

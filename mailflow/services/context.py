@@ -21,6 +21,7 @@ class ServiceContext:
     clock: Clock
     base_url: str
     support_address: str
+    seller_support_address: str
     payments: PaymentGateway
 
     def action_url(self, sale_id: int, action: str) -> str:

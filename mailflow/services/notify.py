@@ -15,6 +15,7 @@ from mailflow.domain.events import SaleCreated, SaleTransitioned
 from mailflow.domain.sales import Action
 from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.mail.outbox import Recipient
+from mailflow.services import policy
 from mailflow.services.context import ServiceContext
 from mailflow.store.models import Buyer, Order, Payment, Sale, Seller
 
@@ -108,6 +109,10 @@ def sale_transitioned(
         "currency": payment.currency,
     }
     context["event"] = {"actor": event.actor.value, "channel": event.channel.value, "at": event.at}
+    if event.action is Action.CANCEL:
+        # The seller's confirmation shows the rate with this cancellation in it.
+        since = policy.window_start(ctx.policy, event.at)
+        context["rate"] = policy.rate_context(ctx, policy.counts_for(session, seller.id, since))
     recipients = {
         BUYER: Recipient(buyer.name, buyer.email, buyer.locale),
         SELLER: Recipient(seller.name, seller.email, seller.locale),

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from mailflow.domain.events import SaleCreated
 from mailflow.domain.sales import Actor, Channel, SaleStatus
 from mailflow.schemas import OrderIn
-from mailflow.services import notify
+from mailflow.services import notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, InvalidInput
 from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent, Seller
@@ -177,6 +177,9 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
             )
             notify.sale_created(ctx, session, sale, SaleCreated(sale.id, now))
         session.flush()
+        for seller_id in sorted(seller_ids):
+            # A new sale grows the denominator (and may cross min_sales).
+            policy.evaluate(ctx, session, seller_id)
         return OrderResult(_result(session, order), created=True)
 
 

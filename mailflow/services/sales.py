@@ -31,12 +31,15 @@ from mailflow.domain.sales import (
     sources_of,
 )
 from mailflow.i18n import hint_for
-from mailflow.services import notify
+from mailflow.services import notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
 from mailflow.store.models import Listing, Payment, Sale, SaleEvent
 
 _sales = Sale.__table__
+
+# Transitions that move a seller's cancellation rate (acceptance and shipping do not).
+RATE_MOVES = frozenset({Action.REFUSE, Action.EXPIRE, Action.CANCEL, Action.WITHDRAW})
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ def transition(
         )
         _record(ctx, session, sale, event)
         notify.sale_transitioned(ctx, session, sale, event)
+        if action in RATE_MOVES:
+            policy.evaluate(ctx, session, sale.seller_id)
         return Outcome(sale_view(session, sale), changed=True)
 
 

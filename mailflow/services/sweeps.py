@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from mailflow.domain.sales import Action, Actor, Channel, SaleStatus
-from mailflow.services import notify
+from mailflow.services import notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
 from mailflow.services.sales import transition
@@ -30,10 +30,14 @@ _sales = Sale.__table__
 class SweepReport:
     expired: int
     reminded: int
+    tiers_changed: int = 0
 
 
 def sweep(ctx: ServiceContext) -> SweepReport:
-    return SweepReport(expired=expire_overdue(ctx), reminded=remind_near_deadline(ctx))
+    expired = expire_overdue(ctx)
+    reminded = remind_near_deadline(ctx)
+    # The window slides, grace runs out, suspensions end: every seller, after the expiries.
+    return SweepReport(expired, reminded, policy.evaluate_all(ctx))
 
 
 def expire_overdue(ctx: ServiceContext) -> int:

@@ -17,6 +17,9 @@ class Seller(SQLModel, table=True):
     locale: str = Field(default="fr", max_length=8)
     created_at: datetime
     suspended_until: datetime | None = None
+    tier: str = Field(default="ok", max_length=16)
+    tier_since: datetime | None = None
+    tier_version: int = 0
 
 
 class Buyer(SQLModel, table=True):
@@ -57,8 +60,9 @@ class Order(SQLModel, table=True):
 class Sale(SQLModel, table=True):
     __tablename__ = "sales"
     __table_args__ = (
-        Index("ix_sales_seller_created", "seller_id", "created_at"),
+        Index("ix_sales_seller_created", "seller_id", "created_at", "status"),
         Index("ix_sales_status_created", "status", "created_at"),
+        Index("ix_sales_created_seller", "created_at", "seller_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

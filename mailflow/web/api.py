@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mailflow.domain.sales import Action, Actor, Channel
 from mailflow.schemas import CancelIn, ListingIn, OrderIn, RefuseIn, SellerIn, WithdrawIn
-from mailflow.services import listings, orders, sales, sellers
+from mailflow.services import listings, orders, policy, sales, sellers
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import IdPath, ServicesDep
 
@@ -28,6 +28,12 @@ def create_seller(data: SellerIn, services: ServicesDep) -> dict[str, Any]:
 @router.get("/sellers/{seller_id}", tags=["sellers"])
 def get_seller(seller_id: IdPath, services: ServicesDep) -> dict[str, Any]:
     return sellers.get_seller(services, seller_id)
+
+
+@router.get("/sellers/{seller_id}/stats", tags=["sellers"])
+def seller_stats(seller_id: IdPath, services: ServicesDep) -> dict[str, Any]:
+    """The seller's cancellation rate, tier, thresholds and the sales that count against it."""
+    return policy.stats(services, seller_id)
 
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])

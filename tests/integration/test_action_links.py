@@ -290,9 +290,7 @@ class TestExpiry:
     def test_max_age_follows_the_setting(
         self, db_url: str, make_system: Callable[..., System], clock: MovableClock
     ) -> None:
-        system = make_system(
-            db_url, security={"secret_keys": [SECRET], "link_max_age_hours": 2}
-        )
+        system = make_system(db_url, security={"secret_keys": [SECRET], "link_max_age_hours": 2})
         with _clients(system) as (api, web):
             _, sale_id = _new_sale(api)
             token = system.signer.sale_token(sale_id, "refuse")

@@ -95,13 +95,10 @@ CONTROL_CHARACTERS = [
     pytest.param("\r", id="cr"),
     pytest.param("\x00", id="nul"),
     pytest.param("\t", id="tab"),
-    pytest.param("\x0b", id="vt"),
-    pytest.param("\x0c", id="ff"),
     pytest.param("\x1b", id="esc"),
     pytest.param("\x7f", id="del"),
     pytest.param("\x85", id="nel"),
     pytest.param("\x9b", id="c1-csi"),
-    pytest.param("\x8d", id="c1-ri"),
     pytest.param("\u2028", id="line-separator"),
     pytest.param("\u2029", id="paragraph-separator"),
 ]
@@ -478,7 +475,7 @@ class TestBodies:
             pytest.param(b"{'name': 'x'}", id="single-quotes"),
             pytest.param(b'{"name": "x",}', id="trailing-comma"),
             pytest.param(b'{"name": "x"} garbage', id="trailing-garbage"),
-            pytest.param(b"\xff\xfe{", id="not-utf8"),
+            pytest.param(b'{"name": "\xff"}', id="invalid-utf8"),
         ],
     )
     def test_malformed_json_is_400(
@@ -512,16 +509,17 @@ class TestBodies:
         assert _counts(system) == before
 
 
-class TestAuth:
-    ENDPOINTS = [
-        pytest.param("POST", "/api/v1/sellers", id="post-sellers"),
-        pytest.param("POST", "/api/v1/orders", id="post-orders"),
-        pytest.param("GET", "/api/v1/sales/1", id="get-sale"),
-        pytest.param("POST", "/api/v1/sales/1/refuse", id="refuse"),
-        pytest.param("GET", "/api/v1/sellers/1", id="get-seller"),
-    ]
+AUTH_ENDPOINTS = [
+    pytest.param("POST", "/api/v1/sellers", id="post-sellers"),
+    pytest.param("POST", "/api/v1/orders", id="post-orders"),
+    pytest.param("GET", "/api/v1/sales/1", id="get-sale"),
+    pytest.param("POST", "/api/v1/sales/1/refuse", id="refuse"),
+    pytest.param("GET", "/api/v1/sellers/1", id="get-seller"),
+]
 
-    @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+
+class TestAuth:
+    @pytest.mark.parametrize(("method", "path"), AUTH_ENDPOINTS)
     def test_no_authorization_header_is_401_with_a_bearer_challenge(
         self, web: TestClient, system: System, method: str, path: str
     ) -> None:
@@ -544,7 +542,7 @@ class TestAuth:
             pytest.param(API_TOKEN, id="token-without-scheme"),
         ],
     )
-    @pytest.mark.parametrize(("method", "path"), ENDPOINTS[:3])
+    @pytest.mark.parametrize(("method", "path"), AUTH_ENDPOINTS[:3])
     def test_a_wrong_token_or_scheme_is_401(
         self, web: TestClient, system: System, method: str, path: str, authorization: str
     ) -> None:

@@ -520,6 +520,36 @@ class TestLease:
         assert sorted(_message_ids(handler)) == sorted(queued.values())
         assert {r.status for r in _rows(system)} == {"sent"}
 
+    def test_a_late_result_from_an_expired_lease_does_not_undo_a_delivery(
+        self,
+        api: TestClient,
+        db_url: str,
+        make_system: Callable[..., System],
+        relay: tuple[RelayHandler, int],
+        clock: MovableClock,
+    ) -> None:
+        """Worker A's send outlives its lease; B takes the row over and delivers it.
+
+        A's late failure must not put the delivered row back in the queue (it would be sent
+        again): a result only counts for the claim it belongs to.
+        """
+        handler, _ = relay
+        lease = 120.0
+        system = make_system(db_url, smtp={"lease_seconds": lease, "timeout_seconds": 1})
+        _one_order(api)
+        handler.script = ["hang"]
+        with running_worker(system, poll_seconds=30, concurrency=1):
+            wait_for(lambda: handler.attempts == 1, timeout=10)  # A is stuck in DATA
+            clock.advance(seconds=lease + 1)
+            assert deliver(system, concurrency=1) == 1  # B: the lease ran out, B delivers
+            assert _row(system).status == "sent"
+        # A has now timed out and reported its (stale) failure.
+        row = _row(system)
+        assert row.status == "sent", f"delivered row put back as {row.status}: {row.last_error}"
+        clock.advance(hours=1)
+        assert deliver(system) == 0
+        assert len(handler.received) == 1
+
     def test_two_workers_claim_disjoint_rows(
         self, api: TestClient, system: System, clock: MovableClock
     ) -> None:

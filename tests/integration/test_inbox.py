@@ -190,6 +190,33 @@ class TestEmbeddedInbox:
         assert "someone@mail.example" in listed.stdout
         assert f"{row.id:>6}  2026-11-27 09:00:00" in listed.stdout
 
+    def test_a_long_message_id_is_kept(self, db_url: str, clock: MovableClock) -> None:
+        """RFC 5322 sets no length for a Message-ID; the dev inbox keeps what it is sent."""
+        db = Database.from_url(db_url)
+        port = free_port()
+        long_id = "<" + "x" * 300 + "@shop.example>"
+        raw = (
+            "From: a@shop.example\r\nTo: b@mail.example\r\nSubject: long id\r\n"
+            f"Message-ID: {long_id}\r\n\r\nbody\r\n"
+        ).encode()
+        try:
+            with inbox_server(db, clock, port):
+                errors, _ = asyncio.run(
+                    aiosmtplib.send(
+                        raw,
+                        sender="a@shop.example",
+                        recipients=["b@mail.example"],
+                        hostname="127.0.0.1",
+                        port=port,
+                    )
+                )
+                assert errors == {}
+                [row] = _inbox_rows(db)
+            assert row.raw == raw
+            assert row.subject == "long id"
+        finally:
+            db.dispose()
+
     def test_several_messages_newest_first_and_limit(
         self,
         db_url: str,

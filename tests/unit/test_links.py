@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from mailflow.links import (
     SALE_ACTION,
@@ -126,9 +126,7 @@ class TestTampering:
         with pytest.raises(InvalidLink):
             signer.verify_sale_token(garbage)
 
-    def test_payload_swapped_between_two_valid_tokens_is_invalid(
-        self, signer: LinkSigner
-    ) -> None:
+    def test_payload_swapped_between_two_valid_tokens_is_invalid(self, signer: LinkSigner) -> None:
         mine = signer.sale_token(1, "refuse")
         theirs = signer.sale_token(2, "refuse")
         _, ts, sig = _parts(mine)
@@ -136,9 +134,7 @@ class TestTampering:
         with pytest.raises(InvalidLink):
             signer.verify_sale_token(f"{payload}.{ts}.{sig}")
 
-    def test_action_swapped_between_two_valid_tokens_is_invalid(
-        self, signer: LinkSigner
-    ) -> None:
+    def test_action_swapped_between_two_valid_tokens_is_invalid(self, signer: LinkSigner) -> None:
         accept = signer.sale_token(1, "accept")
         refuse = signer.sale_token(1, "refuse")
         _, ts, sig = _parts(accept)
@@ -245,6 +241,20 @@ class TestPurposes:
     def test_sale_token_is_not_a_login_token(self, signer: LinkSigner) -> None:
         with pytest.raises(InvalidLink):
             signer.verify_login_token(signer.sale_token(5, "refuse"), 3600)
+
+    def test_each_purpose_is_signed_with_its_own_salt(
+        self, signer: LinkSigner, clock: MovableClock
+    ) -> None:
+        sale_format = _serializer([NEW_KEY], SALE_ACTION, clock)
+        login_format = _serializer([NEW_KEY], SELLER_LOGIN, clock)
+        sale_token = signer.sale_token(7, "refuse")
+        login_token = signer.login_token(7, "n")
+        assert sale_format.loads(sale_token) == {"s": 7, "a": "refuse"}
+        assert login_format.loads(login_token) == {"seller": 7, "n": "n"}
+        with pytest.raises(BadSignature):
+            login_format.loads(sale_token)
+        with pytest.raises(BadSignature):
+            sale_format.loads(login_token)
 
     def test_login_salt_rejects_a_sale_shaped_payload(
         self, signer: LinkSigner, clock: MovableClock

@@ -1,0 +1,234 @@
+"""The cancellation-rate policy, applied: rates in SQL, tier changes, tier emails.
+
+``evaluate`` runs inside the transaction of every event that moves a seller's rate, and the
+sweeper runs ``evaluate_all`` (the window slides, grace runs out, suspensions end). A tier
+change is written with a compare-and-set on ``tier_version``, so when two processes evaluate
+the same seller at once one wins and only the winner queues the email.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from mailflow.config import PolicySettings
+from mailflow.domain.policy import Counts, Rules, Standing, Tier, decide
+from mailflow.domain.sales import SaleStatus
+from mailflow.mail.outbox import Recipient
+from mailflow.services.context import ServiceContext
+from mailflow.services.errors import NotFound
+from mailflow.store.models import Sale, Seller
+
+_sellers = Seller.__table__
+_REFUSED = (SaleStatus.REFUSED.value, SaleStatus.EXPIRED.value)
+
+
+def rules_of(policy: PolicySettings) -> Rules:
+    return Rules(
+        min_sales=policy.min_sales,
+        threshold=policy.threshold,
+        warning_ratio=policy.warning_ratio,
+        grace=timedelta(days=policy.grace_days),
+        suspension=timedelta(days=policy.suspension_days),
+        count_refusals=policy.count_refusals,
+    )
+
+
+def window_start(policy: PolicySettings, now: datetime) -> datetime:
+    return now - timedelta(days=policy.window_days)
+
+
+def _count_columns() -> list[Any]:
+    return [
+        func.count(),
+        func.count().filter(Sale.status == SaleStatus.CANCELLED.value),
+        func.count().filter(Sale.status.in_(_REFUSED)),
+        func.count().filter(Sale.status == SaleStatus.WITHDRAWN.value),
+    ]
+
+
+def counts_for(session: Session, seller_id: int, since: datetime) -> Counts:
+    row = session.execute(
+        select(*_count_columns()).where(Sale.seller_id == seller_id, Sale.created_at >= since)
+    ).one()
+    return Counts(*row)
+
+
+def counts_all(session: Session, since: datetime) -> dict[int, Counts]:
+    rows = session.execute(
+        select(Sale.seller_id, *_count_columns())
+        .where(Sale.created_at >= since)
+        .group_by(Sale.seller_id)
+    ).all()
+    return {row[0]: Counts(*row[1:]) for row in rows}
+
+
+def standing_of(seller: Seller) -> Standing:
+    return Standing(Tier(seller.tier), seller.tier_since, seller.suspended_until)
+
+
+def rate_context(ctx: ServiceContext, counts: Counts) -> dict[str, Any]:
+    policy = ctx.policy
+    return {
+        "value": counts.rate(policy.count_refusals),
+        "threshold": policy.threshold,
+        "warning_at": policy.threshold * policy.warning_ratio,
+        "counted": counts.counted,
+        "cancelled": counts.cancelled,
+        "refused": counts.refused,
+        "withdrawn": counts.withdrawn,
+        "window_days": policy.window_days,
+        "min_sales": policy.min_sales,
+        "count_refusals": policy.count_refusals,
+    }
+
+
+def evaluate(ctx: ServiceContext, session: Session, seller_id: int) -> Standing | None:
+    """Re-evaluate one seller in the caller's transaction; the new standing if it changed."""
+    now = ctx.clock()
+    seller = session.get(Seller, seller_id, populate_existing=True)
+    if seller is None:
+        return None
+    counts = counts_for(session, seller_id, window_start(ctx.policy, now))
+    before = standing_of(seller)
+    decision = decide(before, counts, rules_of(ctx.policy), now)
+    if not decision.changed_from(before):
+        return None
+    after = decision.standing
+    won = session.execute(
+        update(_sellers)
+        .where(_sellers.c.id == seller_id, _sellers.c.tier_version == seller.tier_version)
+        .values(
+            tier=after.tier.value,
+            tier_since=after.since,
+            suspended_until=after.suspended_until,
+            tier_version=seller.tier_version + 1,
+        )
+    ).rowcount
+    if not won:
+        return None  # another process evaluated this seller at the same moment and won
+    session.refresh(seller)
+    context = {
+        "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
+        "rate": rate_context(ctx, counts),
+        "tier": after.tier.value,
+        "suspended_until": after.suspended_until,
+        "grace_ends": (after.since or now) + timedelta(days=ctx.policy.grace_days),
+        "now": now,
+    }
+    to = Recipient(seller.name, seller.email, seller.locale)
+    for key in decision.emails:
+        ctx.outbox.queue(session, key, to, context, sender=ctx.seller_support_address)
+    return after
+
+
+def evaluate_all(ctx: ServiceContext) -> int:
+    """Evaluate every seller (the sweeper); returns how many changed tier."""
+    now = ctx.clock()
+    rules = rules_of(ctx.policy)
+    with ctx.db.read() as session:
+        counts = counts_all(session, window_start(ctx.policy, now))
+        standings = {
+            row.id: Standing(Tier(row.tier), row.tier_since, row.suspended_until)
+            for row in session.execute(
+                select(Seller.id, Seller.tier, Seller.tier_since, Seller.suspended_until).where(
+                    (Seller.tier != Tier.OK.value) | Seller.id.in_(list(counts))
+                )
+            )
+        }
+    due = [
+        seller_id
+        for seller_id, before in standings.items()
+        if decide(before, counts.get(seller_id, Counts()), rules, now).changed_from(before)
+    ]
+    changed = 0
+    for seller_id in due:
+        with ctx.db.transaction() as session:
+            changed += evaluate(ctx, session, seller_id) is not None
+    return changed
+
+
+def stats(ctx: ServiceContext, seller_id: int) -> dict[str, Any]:
+    """What the seller (and an admin) sees: the rate, the tier and the sales that count."""
+    now = ctx.clock()
+    since = window_start(ctx.policy, now)
+    against = [SaleStatus.CANCELLED.value]
+    if ctx.policy.count_refusals:
+        against += list(_REFUSED)
+    with ctx.db.read() as session:
+        seller = session.get(Seller, seller_id)
+        if seller is None:
+            raise NotFound(f"no seller {seller_id}")
+        counts = counts_for(session, seller_id, since)
+        sales = session.execute(
+            select(Sale.id, Sale.order_id, Sale.title, Sale.status, Sale.reason, Sale.created_at)
+            .where(
+                Sale.seller_id == seller_id,
+                Sale.created_at >= since,
+                Sale.status.in_(against),
+            )
+            .order_by(Sale.created_at.desc())
+        ).all()
+    rules = rules_of(ctx.policy)
+    return {
+        "seller_id": seller_id,
+        "rate": round(counts.rate(rules.count_refusals), 6),
+        "tier": seller.tier,
+        "tier_since": seller.tier_since,
+        "counted": counts.counted,
+        "cancelled": counts.cancelled,
+        "refused": counts.refused,
+        "withdrawn": counts.withdrawn,
+        "window_days": ctx.policy.window_days,
+        "min_sales": ctx.policy.min_sales,
+        "threshold": ctx.policy.threshold,
+        "warning_at": ctx.policy.threshold * ctx.policy.warning_ratio,
+        "count_refusals": ctx.policy.count_refusals,
+        "suspended_until": seller.suspended_until,
+        "sales": [
+            {
+                "id": s.id,
+                "order_id": s.order_id,
+                "title": s.title,
+                "status": s.status,
+                "reason": s.reason,
+                "created_at": s.created_at,
+            }
+            for s in sales
+        ],
+    }
+
+
+def stats_all(ctx: ServiceContext, *, over_only: bool = False) -> list[dict[str, Any]]:
+    """Every seller's rate and tier, highest rate first (``mailflow sellers stats``)."""
+    now = ctx.clock()
+    rules = rules_of(ctx.policy)
+    with ctx.db.read() as session:
+        counts = counts_all(session, window_start(ctx.policy, now))
+        sellers = session.execute(
+            select(Seller.id, Seller.name, Seller.tier, Seller.suspended_until)
+        ).all()
+    rows = []
+    for seller in sellers:
+        c = counts.get(seller.id, Counts())
+        rate = c.rate(rules.count_refusals)
+        if over_only and not (rate >= rules.threshold or seller.tier in ("over", "suspended")):
+            continue
+        rows.append(
+            {
+                "id": seller.id,
+                "name": seller.name,
+                "rate": rate,
+                "tier": seller.tier,
+                "counted": c.counted,
+                "cancelled": c.cancelled,
+                "refused": c.refused,
+                "withdrawn": c.withdrawn,
+                "suspended_until": seller.suspended_until,
+            }
+        )
+    rows.sort(key=lambda r: (-r["rate"], r["id"]))
+    return rows
