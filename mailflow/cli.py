@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     inbox = sub.add_parser("inbox", parents=[common], help="list the embedded inbox")
     inbox.add_argument("--limit", type=int, default=50, help="how many messages (default 50)")
     inbox_sub = inbox.add_subparsers(dest="inbox_command", metavar="COMMAND")
-    inbox_sub.add_parser("list", parents=[common], help="list messages (the default)")
+    listing = inbox_sub.add_parser("list", parents=[common], help="list messages (the default)")
+    listing.add_argument("--limit", type=int, default=50, help="how many messages (default 50)")
     inbox_sub.add_parser("serve", parents=[common], help="run the embedded inbox on its own")
 
     sellers_cmd = sub.add_parser("sellers", help="sellers and their cancellation rates")
@@ -150,12 +151,12 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    from mailflow import runner
-
     loaded = _load(args)
     system = _system(loaded)
     try:
         if args.inbox_command == "serve":
+            from mailflow import runner
+
             asyncio.run(runner.inbox_only(system))
             return 0
         if args.limit < 1:

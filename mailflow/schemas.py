@@ -6,6 +6,7 @@ line of printable text, so nothing a caller sends can add a header to an email.
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -21,7 +22,8 @@ MAX_ID = 2**31 - 1
 
 
 def _one_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in value):
+    # Cc: C0 and C1 controls and DEL; Zl, Zp: line and paragraph separators.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         raise ValueError("must be one line of text without control characters")
     value = value.strip()
     if not value:
@@ -30,13 +32,15 @@ def _one_line(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         raise ValueError("must not contain control characters or line breaks")
     try:
-        # Syntax only: mailflow must work offline, so no DNS look-up.
-        return validate_email(value, check_deliverability=False).normalized
+        # Syntax only: mailflow must work offline, so no DNS look-up. Addresses must be
+        # deliverable without SMTPUTF8; an internationalized domain is kept in its ASCII form.
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from exc
+    return result.ascii_email or result.normalized
 
 
 def _locale(value: str) -> str:
@@ -54,10 +58,10 @@ def _price(value: Any) -> Decimal:
         raise ValueError('must be a decimal string such as "12.50"') from exc
     if not amount.is_finite() or amount < 0:
         raise ValueError("must be a finite amount, zero or more")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("must have at most two decimal places")
     if amount > MAX_UNIT_PRICE:
         raise ValueError(f"must be at most {MAX_UNIT_PRICE}")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("must have at most two decimal places")
     return amount.quantize(Decimal("0.01"))
 
 

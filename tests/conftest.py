@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,26 +66,30 @@ def _truncate_pg(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: SQLite, then PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'mailflow.db'}"
-        db = Database.from_url(url)
-        migrate.upgrade(db.engine)
-        db.dispose()
-        return url
-    url = request.getfixturevalue("pg_url")
-    _truncate_pg(url)
-    return url
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "mailflow.db"
+    db = Database.from_url(f"sqlite:///{path}")
+    migrate.upgrade(db.engine)
+    db.dispose()  # the last connection to close checkpoints the WAL into the file
+    return path
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'mailflow.db'}"
-    db = Database.from_url(url)
-    migrate.upgrade(db.engine)
-    db.dispose()
+def sqlite_url(migrated_sqlite: Path, tmp_path: Path) -> str:
+    path = tmp_path / "mailflow.db"
+    shutil.copyfile(migrated_sqlite, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")  # type: ignore[no-any-return]
+    url = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
     return url
 
 

@@ -31,6 +31,7 @@ TIER_EMAILS: dict[Tier, str | None] = {
     Tier.SUSPENDED: "seller_suspended",
 }
 REINSTATED_EMAIL = "seller_reinstated"
+_EPSILON = 1e-9
 _RANK = {Tier.OK: 0, Tier.WARNING: 1, Tier.OVER: 2, Tier.SUSPENDED: 3}
 
 
@@ -87,9 +88,11 @@ def tier_for(counts: Counts, rules: Rules) -> Tier:
     if counts.counted < rules.min_sales:
         return Tier.OK
     rate = counts.rate(rules.count_refusals)
-    if rate >= rules.threshold:
+    # A rate exactly at a bound is in the higher tier; the tolerance keeps binary floating
+    # point (0.05 × 0.8 = 0.04000000000000001) from moving a seller at 1/25 below the band.
+    if rate >= rules.threshold - _EPSILON:
         return Tier.OVER
-    if rate >= rules.threshold * rules.warning_ratio:
+    if rate >= rules.threshold * rules.warning_ratio - _EPSILON:
         return Tier.WARNING
     return Tier.OK
 

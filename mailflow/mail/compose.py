@@ -9,6 +9,7 @@ LF: names and subjects are folded onto one line, addresses with them are refused
 from __future__ import annotations
 
 import binascii
+import re
 import secrets
 from datetime import datetime
 from email.header import Header
@@ -21,22 +22,27 @@ class AddressError(ValueError):
     """An address that cannot go into a header."""
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def one_line(value: str) -> str:
+    """``value`` on one line: line breaks become spaces (non-breaking spaces are kept)."""
+    return _LINE_BREAKS.sub(" ", value).strip()
 
 
 def _header_value(value: str) -> str:
-    value = _one_line(value)
+    value = one_line(value)
     if value.isascii():
         return value
-    return Header(value, "utf-8", maxlinelen=998).encode()
+    # Encoded words of at most 75 characters, folded with CRLF (RFC 2047 §2, RFC 5322 §2.1.1).
+    return Header(value, "utf-8").encode(linesep=CRLF)
 
 
 def address(display_name: str, addr: str) -> str:
     """``Name <addr>``, the name encoded if needed; refuses addresses with line breaks."""
     if any(c in addr for c in "\r\n<>") or "@" not in addr:
         raise AddressError(f"not a valid address: {addr!r}")
-    return formataddr((_one_line(display_name), addr), charset="utf-8")
+    return formataddr((one_line(display_name), addr), charset="utf-8")
 
 
 def split_address(value: str) -> tuple[str, str]:
@@ -81,7 +87,7 @@ def compose(
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
         "Auto-Submitted: auto-generated",
-        f"X-Mailflow-Template: {_one_line(template)}",
+        f"X-Mailflow-Template: {one_line(template)}",
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
         "",
         f"--{boundary}",

@@ -87,19 +87,22 @@ class DeliveryWorker:
         try:
             await self._claim_loop(stop, until_idle)
         finally:
+            # Give back what no sender has started, let the senders finish what they hold.
+            leftover = self._drain_queue()
+            for item in leftover:
+                self._inflight.discard(item.id)
             for _ in senders:
                 await self._queue.put(None)
             await asyncio.gather(*senders, return_exceptions=True)
             self._stopping = True
             self._results_ready.set()
             await flusher
-            leftover = [item.id for item in self._drain_queue()]
             await asyncio.to_thread(self.store.release, leftover)
             self._loop = None
 
     async def _claim_loop(self, stop: asyncio.Event, until_idle: bool) -> None:
         assert self._queue is not None and self._wake is not None
-        batch = self.concurrency * 4
+        batch = self.concurrency * 2
         while not stop.is_set():
             self._wake.clear()
             room = batch - len(self._inflight)
@@ -124,6 +127,11 @@ class DeliveryWorker:
         timeout = self.poll_seconds
         if self._inflight:
             timeout = min(timeout, 0.05)
+        else:
+            next_due = await asyncio.to_thread(self.store.next_due)
+            if next_due is not None:
+                # Wake for the next retry (or expired lease) rather than a whole poll later.
+                timeout = max(0.01, min(timeout, (next_due - self.clock()).total_seconds()))
         waits = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -161,6 +169,10 @@ class DeliveryWorker:
         smtp: aiosmtplib.SMTP | None = None
         try:
             while (item := await self._queue.get()) is not None:
+                if item.lease_until <= self.clock():
+                    # Waited past its lease: another worker may hold it now; drop it here.
+                    self._inflight.discard(item.id)
+                    continue
                 result, keep = await self._send(smtp, item)
                 smtp = keep
                 self._report(result)
@@ -172,9 +184,15 @@ class DeliveryWorker:
     async def _send(
         self, smtp: aiosmtplib.SMTP | None, item: Claimed
     ) -> tuple[Result, aiosmtplib.SMTP | None]:
-        try:
-            if smtp is None or not smtp.is_connected:
+        if smtp is None or not smtp.is_connected:
+            try:
                 smtp = await self._connect()
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+                # Greeting, STARTTLS or login failing is the relay's trouble, not the
+                # message's: always temporary, whatever the reply code.
+                error = f"connecting to {self.target.host}:{self.target.port}: {exc}"
+                return self._failure(item, error, permanent=False), None
+        try:
             await smtp.sendmail(item.sender, [item.recipient], item.body)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
@@ -189,7 +207,7 @@ class DeliveryWorker:
             await self._close(smtp)
             error = f"{type(exc).__name__}: {exc}"
             return self._failure(item, error, permanent=False), None
-        return Result(item.id, SENT), smtp
+        return Result(item.id, item.lease_until, SENT), smtp
 
     async def _reset(self, smtp: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | None:
         if smtp is None or not smtp.is_connected:
@@ -210,14 +228,14 @@ class DeliveryWorker:
         now = self.clock()
         if permanent:
             log.warning("outbox %s dead: %s", item.id, error)
-            return Result(item.id, DEAD, error)
+            return Result(item.id, item.lease_until, DEAD, error)
         if now - item.created_at >= self.give_up:
             log.warning("outbox %s dead after %s: %s", item.id, self.give_up, error)
-            return Result(item.id, DEAD, f"gave up after {self.give_up}: {error}")
+            return Result(item.id, item.lease_until, DEAD, f"gave up after {self.give_up}: {error}")
         delay = timedelta(seconds=self.retry_base * 2 ** max(item.attempts - 1, 0))
         next_at = min(now + delay, item.created_at + self.give_up)
         log.info("outbox %s retry at %s: %s", item.id, next_at.isoformat(), error)
-        return Result(item.id, QUEUED, error, next_at)
+        return Result(item.id, item.lease_until, QUEUED, error, next_at)
 
     # -- results --------------------------------------------------------------------------
 

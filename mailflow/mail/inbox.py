@@ -6,6 +6,7 @@ A message is committed before the server answers 250, so an accepted message is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
@@ -17,6 +18,12 @@ from mailflow.store.database import Database
 from mailflow.store.models import InboxMessage
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+def _clean(value: str) -> str:
+    """A header as text columns take it (PostgreSQL refuses NUL characters)."""
+    return value.replace("\x00", "").strip()
 
 
 class InboxHandler:
@@ -28,7 +35,12 @@ class InboxHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        await asyncio.to_thread(self.store, envelope.mail_from or "", envelope.rcpt_tos, raw)
+        try:
+            await asyncio.to_thread(self.store, envelope.mail_from or "", envelope.rcpt_tos, raw)
+        except Exception:
+            # Not stored, so not accepted: the sender keeps the message and retries.
+            log.exception("inbox could not store a message")
+            return "451 4.3.0 Could not store the message; try again later"
         return "250 Message accepted for delivery"
 
     def store(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
@@ -38,8 +50,8 @@ class InboxHandler:
                 received_at=self.clock(),
                 mail_from=mail_from[:320],
                 rcpt_to=", ".join(rcpt_tos),
-                message_id=(str(headers.get("Message-ID") or "").strip() or None),
-                subject=str(headers.get("Subject") or ""),
+                message_id=_clean(str(headers.get("Message-ID") or ""))[:255] or None,
+                subject=_clean(str(headers.get("Subject") or "")),
                 raw=raw,
             )
             session.add(row)

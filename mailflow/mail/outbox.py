@@ -99,11 +99,14 @@ class Claimed:
     body: bytes
     attempts: int
     created_at: datetime
+    lease_until: datetime
+    """Also the claim's token: a result is written only while the row still holds it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
     id: int
+    lease_until: datetime
     status: str  # SENT, QUEUED (retry later) or DEAD
     error: str | None = None
     next_attempt_at: datetime | None = None
@@ -131,50 +134,72 @@ class OutboxStore:
             update(_table)
             .where(_c.id.in_(due.scalar_subquery()))
             .values(lease_until=now + self.lease, attempts=_c.attempts + 1)
-            .returning(_c.id, _c.sender, _c.recipient, _c.body, _c.attempts, _c.created_at)
+            .returning(
+                _c.id,
+                _c.sender,
+                _c.recipient,
+                _c.body,
+                _c.attempts,
+                _c.created_at,
+                _c.lease_until,
+            )
         )
         with self.db.transaction() as session:
             rows = session.execute(claim).all()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
     def record(self, results: Iterable[Result], now: datetime) -> None:
-        results = list(results)
-        sent = [r.id for r in results if r.status == SENT]
-        with self.db.transaction() as session:
-            if sent:
-                session.execute(
-                    update(_table)
-                    .where(_c.id.in_(sent))
-                    .values(status=SENT, sent_at=now, lease_until=None, last_error=None)
-                )
-            for r in results:
-                if r.status == SENT:
-                    continue
-                values: dict[str, Any] = {"status": r.status, "lease_until": None}
-                values["last_error"] = (r.error or "")[:2000]
-                if r.next_attempt_at is not None:
-                    values["next_attempt_at"] = r.next_attempt_at
-                session.execute(update(_table).where(_c.id == r.id).values(**values))
+        """Write results, each only if its row is still held by the claim that sent it.
 
-    def release(self, ids: Iterable[int]) -> None:
-        """Give claimed rows back at once (a clean shutdown), without waiting for the lease."""
-        ids = list(ids)
-        if ids:
-            with self.db.transaction() as session:
+        A worker whose lease ran out may report late, after another worker claimed the row
+        again and delivered it; such a stale result is dropped rather than undoing that.
+        """
+        with self.db.transaction() as session:
+            for r in results:
+                values: dict[str, Any] = {"status": r.status, "lease_until": None}
+                if r.status == SENT:
+                    values.update(sent_at=now, last_error=None)
+                else:
+                    values["last_error"] = (r.error or "")[:2000]
+                    if r.next_attempt_at is not None:
+                        values["next_attempt_at"] = r.next_attempt_at
                 session.execute(
                     update(_table)
-                    .where(_c.id.in_(ids), _c.status == QUEUED)
-                    .values(lease_until=None)
+                    .where(
+                        _c.id == r.id,
+                        _c.status == QUEUED,
+                        _c.lease_until == r.lease_until,
+                    )
+                    .values(**values)
                 )
+
+    def release(self, claimed: Iterable[Claimed]) -> None:
+        """Give claimed rows back at once (a clean shutdown), without waiting for the lease."""
+        claimed = list(claimed)
+        if claimed:
+            with self.db.transaction() as session:
+                for item in claimed:
+                    session.execute(
+                        update(_table)
+                        .where(
+                            _c.id == item.id,
+                            _c.status == QUEUED,
+                            _c.lease_until == item.lease_until,
+                        )
+                        .values(lease_until=None, attempts=_c.attempts - 1)
+                    )
 
     def next_due(self) -> datetime | None:
+        """When the next queued row can be claimed (its retry time, or its lease's end)."""
         with self.db.read() as session:
-            return session.execute(
-                select(_c.next_attempt_at)
+            rows = session.execute(
+                select(_c.next_attempt_at, _c.lease_until)
                 .where(_c.status == QUEUED)
                 .order_by(_c.next_attempt_at)
-                .limit(1)
-            ).scalar_one_or_none()
+                .limit(1000)
+            ).all()
+        times = [max(n, lease) if lease is not None else n for n, lease in rows]
+        return min(times, default=None)
 
     def pending_count(self) -> int:
         with self.db.read() as session:

@@ -16,6 +16,7 @@ from jinja2.runtime import Context
 
 from mailflow import i18n
 from mailflow.mail import formatting
+from mailflow.mail.compose import one_line
 
 PARTS = ("subject", "txt", "html")
 
@@ -49,10 +50,6 @@ def templates_root() -> Path:
 
 def _autoescape(name: str | None) -> bool:
     return bool(name and name.endswith((".html.j2", ".html")))
-
-
-def one_line(value: str) -> str:
-    return " ".join(value.split())
 
 
 def add_filters(env: jinja2.Environment, timezone: str) -> None:
@@ -117,6 +114,9 @@ class Renderer:
                 raise TemplateError(f"no template {exc.name}", part) from exc
             except jinja2.UndefinedError as exc:
                 raise TemplateError(str(exc), part) from exc
+            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                # e.g. an undefined value passed to a filter that computes with it
+                raise TemplateError(f"{type(exc).__name__}: {exc}", part) from exc
         return RenderedEmail(
             subject=one_line(parts["subject"]),
             text=parts["txt"].strip() + "\n",

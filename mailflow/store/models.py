@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -72,8 +72,8 @@ class Sale(SQLModel, table=True):
     sku: str = Field(max_length=100)
     title: str = Field(max_length=300)
     quantity: int
-    unit_price_cents: int
-    amount_cents: int
+    unit_price_cents: int = Field(sa_type=BigInteger)
+    amount_cents: int = Field(sa_type=BigInteger)
     currency: str = Field(default="EUR", max_length=3)
     status: str = Field(default="pending", max_length=16)
     reason: str | None = Field(default=None, max_length=32)
@@ -103,10 +103,10 @@ class Payment(SQLModel, table=True):
 
     sale_id: int = Field(foreign_key="sales.id", primary_key=True)
     state: str = Field(default="authorized", max_length=16)
-    amount_cents: int
-    refunded_cents: int = 0
-    commission_cents: int = 0
-    payout_cents: int = 0
+    amount_cents: int = Field(sa_type=BigInteger)
+    refunded_cents: int = Field(default=0, sa_type=BigInteger)
+    commission_cents: int = Field(default=0, sa_type=BigInteger)
+    payout_cents: int = Field(default=0, sa_type=BigInteger)
     currency: str = Field(default="EUR", max_length=3)
     updated_at: datetime
 
@@ -119,7 +119,7 @@ class LedgerEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sale_id: int = Field(foreign_key="sales.id", index=True)
     kind: str = Field(max_length=24)
-    amount_cents: int
+    amount_cents: int = Field(sa_type=BigInteger)
     currency: str = Field(default="EUR", max_length=3)
     at: datetime
 

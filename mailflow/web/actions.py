@@ -63,7 +63,9 @@ def _resolve(request: Request, token: str) -> tuple[SaleLink, Sale, Seller]:
     locale = _browser_locale(request)
     try:
         link = system.signer.verify_sale_token(token)
-    except ExpiredLink:
+    except ExpiredLink as expired:
+        # The signature is genuine, so the sale it names tells the seller's language.
+        locale = _seller_locale(system, expired.payload) or locale
         login = f"{system.settings.server.base_url}/seller/login"
         raise _Stop(pages.render("expired.html.j2", locale, 410, login_url=login)) from None
     except InvalidLink:
@@ -74,6 +76,16 @@ def _resolve(request: Request, token: str) -> tuple[SaleLink, Sale, Seller]:
     if sale is None or seller is None:
         raise _Stop(pages.render("notfound.html.j2", locale, 404))
     return link, sale, seller
+
+
+def _seller_locale(system: System, payload: object) -> str | None:
+    sale_id = payload.get("s") if isinstance(payload, dict) else None
+    if not isinstance(sale_id, int):
+        return None
+    with system.db.read() as session:
+        sale = session.get(Sale, sale_id)
+        seller = session.get(Seller, sale.seller_id) if sale else None
+    return seller.locale if seller else None
 
 
 def _sale_facts(system: System, sale: Sale) -> dict[str, Any]:

@@ -9,12 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select, text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailflow import __version__
 from mailflow.bootstrap import System
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.store.models import OutboxMessage, Sale
 from mailflow.web import actions, api
+from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
 
 
@@ -53,6 +55,22 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 400 and request.url.path.startswith("/api/"):
+        # FastAPI's answer to a body it cannot decode (e.g. not UTF-8).
+        body: Any = {"error": "malformed_json", "message": "the request body is not valid JSON"}
+    elif isinstance(exc.detail, dict):
+        body = exc.detail
+    else:
+        body = {"error": _ERROR_CODES.get(exc.status_code, "error"), "message": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+_ERROR_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+
+
 def create_app(system: System) -> FastAPI:
     app = FastAPI(
         title="mailflow",
@@ -63,6 +81,8 @@ def create_app(system: System) -> FastAPI:
     app.state.pages = Pages(system.templates, system.settings.server.timezone)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(ApiAuthMiddleware, tokens=system.settings.api.tokens)
     app.include_router(api.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(directory=system.templates / "web" / "static"), "static")

@@ -248,10 +248,11 @@ class TestExpiry:
             assert f'href="{LOGIN_URL}"' in page.text
             assert "Recevoir un lien de connexion" in page.text
             _assert_page_headers(page)
-        english = web.get(f"/s/{token}", headers=EN)
-        assert english.status_code == 410
-        assert "Link expired" in english.text
-        assert f'href="{LOGIN_URL}"' in english.text
+        # The seller's language wins over the browser's: the signature names the sale.
+        browser_en = web.get(f"/s/{token}", headers=EN)
+        assert browser_en.status_code == 410
+        assert "Lien expiré" in browser_en.text
+        assert f'href="{LOGIN_URL}"' in browser_en.text
         _assert_unchanged(api, system, sale_id, before)
 
     def test_expired_link_sends_no_email(

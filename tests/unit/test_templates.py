@@ -2,13 +2,15 @@
 
 The sample context is built the way ``mailflow.services.notify`` builds the real one (its
 ``sale_context``, then ``payment`` and ``event`` for transitions, ``links`` for the seller's
-order emails), so a template that uses a variable the code does not provide fails here.
+order emails, ``rate`` for the seller's cancellation notice), and the tier emails' the way
+``mailflow.services.policy.evaluate`` builds it (from ``decide`` and ``rate_context``), so a
+template that uses a variable the code does not provide fails here.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,8 +19,10 @@ from typing import Any, cast
 import pytest
 
 from mailflow.config import PolicySettings
-from mailflow.mail.templates import Renderer, TemplateError, templates_root
-from mailflow.services import notify
+from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Counts, Standing, Tier, decide
+from mailflow.mail import formatting
+from mailflow.mail.templates import Renderer, TemplateError, one_line, templates_root
+from mailflow.services import notify, policy
 from mailflow.store.models import Buyer, Order, Sale, Seller
 
 LOCALES = ("fr", "en")
@@ -53,9 +57,55 @@ STATES: dict[str, tuple[str, str | None, str | None, str | None, str | None]] = 
     "buyer_withdrawal_confirmed": ("withdrawn", "refunded", None, "support", "cli"),
 }
 
+# The seller's sales in the window when a sale email carries ``rate`` (1 of 24: 4.2 %).
+SALE_COUNTS = Counts(total=25, cancelled=1, withdrawn=1)
 
-def sample_context(key: str, **sale_overrides: Any) -> dict[str, Any]:
-    """A realistic context for ``key``, shaped by ``notify`` as the sending code shapes it."""
+# Tier emails (sent by ``policy.evaluate``): key → (standing before, sales in the window).
+NOW = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+OVER_COUNTS = Counts(total=33, cancelled=2, refused=1, withdrawn=1)  # 2 of 32: 6.2 %
+POLICY_CASES: dict[str, tuple[Standing, Counts]] = {
+    "seller_rate_warning": (Standing(), SALE_COUNTS),
+    "seller_rate_alert": (Standing(Tier.WARNING, NOW - timedelta(days=2)), OVER_COUNTS),
+    "seller_suspended": (Standing(Tier.OVER, NOW - timedelta(days=8)), OVER_COUNTS),
+    "seller_reinstated": (
+        Standing(Tier.SUSPENDED, NOW - timedelta(days=14), NOW - timedelta(minutes=1)),
+        Counts(total=40, cancelled=1),
+    ),
+}
+
+
+def policy_context(
+    key: str,
+    settings: PolicySettings | None = None,
+    before: Standing | None = None,
+    counts: Counts | None = None,
+) -> dict[str, Any]:
+    """A tier email's context, built as ``policy.evaluate`` builds it."""
+    settings = settings or PolicySettings()
+    default_before, default_counts = POLICY_CASES[key]
+    before = before or default_before
+    counts = counts or default_counts
+    ctx = cast(Any, SimpleNamespace(policy=settings))
+    decision = decide(before, counts, policy.rules_of(settings), NOW)
+    assert key in decision.emails, f"{key} is not sent from {before} with {counts}"
+    after = decision.standing
+    return {
+        "seller": {"id": 7, "name": "Librairie Dupont", "email": "ventes@librairie-dupont.example"},
+        "rate": policy.rate_context(ctx, counts),
+        "tier": after.tier.value,
+        "suspended_until": after.suspended_until,
+        "grace_ends": (after.since or NOW) + timedelta(days=settings.grace_days),
+        "now": NOW,
+    }
+
+
+def sample_context(
+    key: str, settings: PolicySettings | None = None, **sale_overrides: Any
+) -> dict[str, Any]:
+    """A realistic context for ``key``, shaped as the sending code shapes it."""
+    if key in POLICY_CASES:
+        return policy_context(key, settings)
+    settings = settings or PolicySettings()
     status, payment_state, reason, actor, channel = STATES[key]
     cancelled = status == "cancelled"
     fields: dict[str, Any] = {
@@ -88,7 +138,7 @@ def sample_context(key: str, **sale_overrides: Any) -> dict[str, Any]:
     order = Order(
         id=3, external_id="CMD-2026-0042", buyer_id=4, request_hash="0" * 64, created_at=CREATED
     )
-    ctx = cast(Any, SimpleNamespace(policy=PolicySettings()))
+    ctx = cast(Any, SimpleNamespace(policy=settings))
     context = notify.sale_context(ctx, sale, seller, buyer, order)
     if key in LINK_KEYS:
         base = "https://market.example/s/"
@@ -107,7 +157,17 @@ def sample_context(key: str, **sale_overrides: Any) -> dict[str, Any]:
             "currency": "EUR",
         }
         context["event"] = {"actor": actor, "channel": channel, "at": EVENT_AT}
+    if key == "seller_sale_cancelled":
+        context["rate"] = policy.rate_context(ctx, SALE_COUNTS)
     return context
+
+
+def percent(ratio: float, locale: str) -> str:
+    return formatting.percent(ratio, locale)
+
+
+def when(moment: datetime, locale: str) -> str:
+    return formatting.when(moment, locale, "Europe/Paris", "short")
 
 
 def shipped_keys(locale: str) -> set[str]:
@@ -178,7 +238,10 @@ def parse_html(html: str) -> StrictHTML:
 def test_both_locales_ship_the_same_keys_including_the_cancellation_flow() -> None:
     assert shipped_keys("fr") == shipped_keys("en")
     assert set(STATES) <= set(KEYS), "a key of notify has no template files"
-    assert set(KEYS) <= set(STATES), "give the new key a sample context in STATES"
+    tier_keys = {key for key in TIER_EMAILS.values() if key} | {REINSTATED_EMAIL}
+    assert tier_keys <= set(KEYS), "a tier email of the policy has no template files"
+    assert set(POLICY_CASES) == tier_keys
+    assert set(KEYS) <= set(STATES) | set(POLICY_CASES), "give the new key a sample context"
 
 
 @pytest.mark.parametrize(("key", "locale"), CASES)
@@ -197,8 +260,13 @@ def test_renders_a_complete_email(renderer: Renderer, key: str, locale: str) -> 
     assert f'<html lang="{locale}">' in email.html
     assert not parsed.external, parsed.external
 
-    assert AMOUNT[locale] in email.text
-    assert AMOUNT[locale] in email.html
+    if key in POLICY_CASES:
+        rate = sample_context(key)["rate"]
+        for shown in (percent(rate["value"], locale), percent(rate["threshold"], locale)):
+            assert shown in email.text and shown in email.html
+    else:
+        assert AMOUNT[locale] in email.text
+        assert AMOUNT[locale] in email.html
 
 
 @pytest.mark.parametrize("key", LINK_KEYS)
@@ -260,19 +328,89 @@ def test_the_cancellation_shows_reason_and_refund(renderer: Renderer) -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_seller_confirmation_shows_commission_and_the_rate_once_provided(
+def test_seller_confirmation_shows_commission_rate_and_threshold(
     renderer: Renderer, locale: str
 ) -> None:
     key = "seller_sale_cancelled"
     commission = {"fr": "1,25\u00a0€", "en": "€1.25"}[locale]
-    without = renderer.render(key, locale, sample_context(key))
-    assert commission in without.text and commission in without.html
-    assert "4,2" not in without.text and "4.2" not in without.text
+    email = renderer.render(key, locale, sample_context(key))
+    rate, threshold = percent(1 / 24, locale), percent(0.05, locale)
+    assert rate == {"fr": "4,2\u00a0%", "en": "4.2%"}[locale]
+    for part in (email.text, email.html):
+        assert commission in part and rate in part and threshold in part
+    parse_html(email.html)
 
-    with_rate = renderer.render(key, locale, {**sample_context(key), "rate": {"value": 0.042}})
-    rate = {"fr": "4,2\u00a0%", "en": "4.2\u00a0%"}[locale]
-    assert rate in with_rate.text and rate in with_rate.html
-    parse_html(with_rate.html)
+    # The ``rate is defined`` guards still hold: no rate, no threshold, still renders.
+    context = sample_context(key)
+    del context["rate"]
+    without = renderer.render(key, locale, context)
+    assert commission in without.text and commission in without.html
+    assert rate not in without.text and threshold not in without.text
+    assert rate not in without.html and threshold not in without.html
+    parse_html(without.html)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_seller_confirmation_shows_the_configured_threshold(
+    renderer: Renderer, locale: str
+) -> None:
+    key = "seller_sale_cancelled"
+    email = renderer.render(key, locale, sample_context(key, PolicySettings(threshold=0.07)))
+    seven, five = percent(0.07, locale), percent(0.05, locale)
+    if locale == "fr":
+        assert seven == "7\u00a0%"
+    for part in (email.text, email.html):
+        assert seven in part and five not in part
+
+
+def test_the_alert_states_threshold_rate_and_grace_end_in_french(renderer: Renderer) -> None:
+    context = sample_context("seller_rate_alert")
+    email = renderer.render("seller_rate_alert", "fr", context)
+    threshold, rate = percent(0.05, "fr"), percent(context["rate"]["value"], "fr")
+    assert threshold == "5\u00a0%" and rate == "6,2\u00a0%"
+    grace_end = when(context["grace_ends"], "fr")
+    assert grace_end == "03/12/2026 15:30"  # alerted on 26/11 14:30 UTC + 7 days, in Paris
+    for part in (email.text, email.html):
+        assert threshold in part and rate in part and grace_end in part
+        assert "service client" in part and "annonces à jour" in part
+    # Subjects are folded onto one line: their non-breaking spaces become plain spaces.
+    assert one_line(threshold) in email.subject and one_line(rate) in email.subject
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_suspension_states_its_end_and_why(renderer: Renderer, locale: str) -> None:
+    context = sample_context("seller_suspended")
+    assert context["suspended_until"] == NOW + timedelta(days=14)
+    email = renderer.render("seller_suspended", locale, context)
+    end = when(context["suspended_until"], locale)
+    assert one_line(end) in email.subject and end in email.text and end in email.html
+    for shown in (percent(context["rate"]["value"], locale), percent(0.05, locale)):
+        assert shown in email.text and shown in email.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_reinstatement_warns_when_still_over(renderer: Renderer, locale: str) -> None:
+    calm = renderer.render("seller_reinstated", locale, sample_context("seller_reinstated"))
+    still_over = policy_context("seller_reinstated", counts=OVER_COUNTS)
+    assert still_over["tier"] == "over"
+    over = renderer.render("seller_reinstated", locale, still_over)
+    grace_end = when(still_over["grace_ends"], locale)
+    assert grace_end in over.text and grace_end in over.html
+    assert grace_end not in calm.text
+    parse_html(over.html)
+
+
+@pytest.mark.parametrize("key", sorted(POLICY_CASES))
+@pytest.mark.parametrize("locale", LOCALES)
+def test_tier_emails_when_refusals_count(renderer: Renderer, key: str, locale: str) -> None:
+    settings = PolicySettings(count_refusals=True, window_days=30.0)
+    before, counts = POLICY_CASES[key]
+    email = renderer.render(key, locale, policy_context(key, settings, before, counts))
+    assert "None" not in email.text and "30.0" not in email.text and "30,0" not in email.text
+    if key != "seller_reinstated":
+        label = {"fr": "refusées ou expirées", "en": "refused or expired"}[locale]
+        assert label in email.text and label in email.html
+    parse_html(email.html)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -298,13 +436,14 @@ def test_dates_are_in_the_configured_time_zone(renderer: Renderer) -> None:
 
 @pytest.mark.parametrize(("key", "locale"), CASES)
 def test_a_missing_variable_is_an_error(renderer: Renderer, key: str, locale: str) -> None:
+    group, field = ("seller", "name") if key in POLICY_CASES else ("sale", "title")
     context = sample_context(key)
-    del context["sale"]
+    del context[group]
     with pytest.raises(TemplateError):
         renderer.render(key, locale, context)
 
     context = sample_context(key)
-    del context["sale"]["title"]
+    del context[group][field]
     with pytest.raises(TemplateError):
         renderer.render(key, locale, context)
 

@@ -1,0 +1,211 @@
+"""Composition speed: mailflow's render + compose against the standard library's builder.
+
+    python bench/bench_compose.py [--messages 5000] [--repeat 3] [--locale en]
+
+mailflow path, per message: three signed action links (``LinkSigner.sale_token``, as
+``ServiceContext.action_url`` makes them), ``Renderer.render("seller_new_sale", ...)`` with the
+context ``notify`` gives that template, then ``mailflow.mail.compose.compose`` -> bytes.
+
+baseline, per message: the same already-rendered subject, text and HTML (rendered beforehand,
+outside the timing) built with ``email.message.EmailMessage`` (``policy.SMTP``, CRLF as on
+the wire): the same headers, ``set_content(text)``, ``add_alternative(html, subtype="html")``,
+``as_bytes()``.
+
+Also timed, to show where the mailflow path's time goes: the links alone, the render alone,
+and ``compose`` alone on the pre-rendered content (the like-for-like comparison with the
+baseline). Each figure is the median of ``--repeat`` timed loops (the best is printed beside
+it) after a warm-up. Before timing, one message of each kind is parsed back with the standard
+parser and checked to carry the same subject, text and HTML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from mailflow.links import LinkSigner
+from mailflow.mail.compose import address, compose, new_message_id, split_address
+from mailflow.mail.templates import RenderedEmail, Renderer, templates_root
+
+KEY = "seller_new_sale"
+BASE_URL = "http://mailflow.test"
+SECRET = "bench-secret-" + "k" * 40
+FROM = "Marketplace <no-reply@marketplace.example>"
+GOAL = 2.0
+POOL = 64  # distinct pre-rendered messages the baseline and compose-only loops cycle through
+
+
+class Setup:
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.renderer = Renderer(templates_root(), "Europe/Paris")
+        self.signer = LinkSigner([SECRET], 336 * 3600)
+        name, self.sender_addr = split_address(FROM)
+        self.sender = address(name, self.sender_addr)
+        self.now = datetime.now(UTC)
+
+    def links(self, sale_id: int) -> dict[str, str]:
+        return {
+            action: f"{BASE_URL}/s/{self.signer.sale_token(sale_id, action)}"
+            for action in ("accept", "refuse", "view")
+        }
+
+    def context(self, sale_id: int, links: dict[str, str]) -> dict[str, Any]:
+        """What ``notify.sale_context`` plus the links give ``seller_new_sale``."""
+        quantity = 1 + sale_id % 3
+        unit = 1990 + 10 * (sale_id % 50)
+        seller = 1 + sale_id % 97
+        return {
+            "sale": {
+                "id": sale_id,
+                "title": f"Vintage Leica M6 camera body no. {sale_id}",
+                "sku": f"SKU-{sale_id:08d}",
+                "quantity": quantity,
+                "unit_price_cents": unit,
+                "amount_cents": unit * quantity,
+                "currency": "EUR",
+                "status": "pending",
+                "reason": None,
+                "message": None,
+                "created_at": self.now,
+                "deadline": self.now + timedelta(hours=48),
+            },
+            "order": {"id": 100_000 + sale_id, "external_id": f"ORD-2026-{sale_id:07d}"},
+            "seller": {
+                "id": seller,
+                "name": f"Brocante du Marais {seller}",
+                "email": f"seller{seller}@sellers.example",
+            },
+            "buyer": {"name": "Camille Dupont", "email": "camille.dupont@buyers.example"},
+            "links": links,
+        }
+
+    def recipient(self, sale_id: int) -> str:
+        seller = 1 + sale_id % 97
+        return address(f"Brocante du Marais {seller}", f"seller{seller}@sellers.example")
+
+    def render(self, sale_id: int) -> RenderedEmail:
+        return self.renderer.render(KEY, self.locale, self.context(sale_id, self.links(sale_id)))
+
+    # -- the measured paths -------------------------------------------------------------
+
+    def mailflow(self, sale_id: int) -> bytes:
+        rendered = self.render(sale_id)
+        return self.compose_only(sale_id, rendered)
+
+    def compose_only(self, sale_id: int, rendered: RenderedEmail) -> bytes:
+        return compose(
+            sender=self.sender,
+            recipient=self.recipient(sale_id),
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=new_message_id(self.sender_addr),
+            date=self.now,
+            template=KEY,
+        )
+
+    def stdlib(self, sale_id: int, rendered: RenderedEmail) -> bytes:
+        msg = EmailMessage(policy=policy.SMTP)
+        msg["From"] = self.sender
+        msg["To"] = self.recipient(sale_id)
+        msg["Subject"] = rendered.subject
+        msg["Date"] = format_datetime(self.now)
+        msg["Message-ID"] = new_message_id(self.sender_addr)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Mailflow-Template"] = KEY
+        msg.set_content(rendered.text)
+        msg.add_alternative(rendered.html, subtype="html")
+        return msg.as_bytes()
+
+
+def parts(raw: bytes) -> tuple[str, str, str]:
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+
+    def norm(s: str) -> str:
+        return s.replace("\r\n", "\n").rstrip("\n")
+
+    return str(msg["Subject"]), norm(text.get_content()), norm(html.get_content())
+
+
+def rate(fn: Callable[[int], object], n: int, repeat: int) -> tuple[float, float]:
+    """(median, best) calls per second over ``repeat`` loops of ``n`` calls, after a warm-up."""
+    for i in range(min(200, n)):
+        fn(i)
+    rates = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates), max(rates)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--locale", default="en")
+    args = parser.parse_args(argv)
+    n = args.messages
+    s = Setup(args.locale)
+
+    pool = [s.render(i + 1) for i in range(POOL)]
+
+    def pooled(i: int) -> RenderedEmail:
+        return pool[i % POOL]
+
+    ours, theirs = s.mailflow(1), s.stdlib(1, pool[0])
+    if parts(ours) != parts(theirs):
+        raise SystemExit("mailflow and stdlib messages differ once parsed back")
+    print(
+        f"compose bench: {KEY} ({args.locale}), {n} messages x {args.repeat} loops,"
+        f" python {platform.python_version()}, {os.cpu_count()} CPUs,"
+        f" load average {os.getloadavg()[0]:.2f}\n  parsed back: same subject, text and HTML"
+        f" (mailflow {len(ours)} bytes, stdlib {len(theirs)} bytes)"
+    )
+
+    rows = [
+        ("  links only (3 x sale_token)", lambda i: s.links(i + 1)),
+        ("  render only (context + links + Renderer.render)", lambda i: s.render(i + 1)),
+        ("  compose only, pre-rendered", lambda i: s.compose_only(i + 1, pooled(i))),
+        ("mailflow path: links + render + compose", lambda i: s.mailflow(i + 1)),
+        ("stdlib EmailMessage, pre-rendered", lambda i: s.stdlib(i + 1, pooled(i))),
+    ]
+    results = {}
+    for label, fn in rows:
+        median, best = rate(fn, n, args.repeat)
+        results[label] = median
+        print(
+            f"{label:<50} median {median:8.0f} msg/s (best {best:8.0f})"
+            f"  {1e6 / median:6.1f} us/msg",
+            flush=True,
+        )
+    full = results["mailflow path: links + render + compose"]
+    std = results["stdlib EmailMessage, pre-rendered"]
+    compose_only = results["  compose only, pre-rendered"]
+    ratio = full / std
+    print(
+        f"ratio mailflow path / stdlib builder (medians): {ratio:.2f}x"
+        f"  goal >= {GOAL:.0f}x: {'MET' if ratio >= GOAL else 'NOT MET'}\n"
+        f"like for like, compose only / stdlib builder: {compose_only / std:.1f}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
