@@ -50,7 +50,10 @@ def test_no_file_gives_development_defaults_with_a_kept_secret(
     ("text", "names"),
     [
         ("[server]\nport = 1\n", "security.secret_keys"),
-        ('[security]\nsecret_keys = ["change-me-change-me-change-me-change-me"]\n', "secret_keys[0]"),
+        (
+            '[security]\nsecret_keys = ["change-me-change-me-change-me-change-me"]\n',
+            "secret_keys[0]",
+        ),
         ('[security]\nsecret_keys = ["short"]\n', "secret_keys[0]"),
         (f'[security]\nsecret_keys = ["{GOOD}"]\n[smtp]\nmode = "carrier-pigeon"\n', "smtp.mode"),
         (f'[security]\nsecret_keys = ["{GOOD}"]\n[policy]\nthreshold = "high"\n', "threshold"),
@@ -72,5 +75,5 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_bad_env_value_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path, f'[security]\nsecret_keys = ["{GOOD}"]\n')
-    with pytest.raises(ConfigError, match="smtp.concurrency"):
+    with pytest.raises(ConfigError, match=r"smtp\.concurrency"):
         load(path, {"MAILFLOW_SMTP__CONCURRENCY": "0"})

@@ -178,8 +178,7 @@ class Run:
         expected_emails = self.ref.look(self.now)
         rate = self.ref.rate(self.now)
         where = (
-            f"after {why} at +{self.now - T0}: counts={counts} rate={rate} "
-            f"history={self.log[-6:]}"
+            f"after {why} at +{self.now - T0}: counts={counts} rate={rate} history={self.log[-6:]}"
         )
         assert counts.counted == self.ref.denominator(self.now), where
         assert counts.rate(self.rules.count_refusals) == float(rate), where
