@@ -25,7 +25,9 @@ migrated the same way and dropped at the end, also on failure), in one run:
    the measurements).
 2. Measure, with the clock frozen at the load's "now" and ``since = window_start(policy, now)``
    (default policy: 30 days), each after one untimed warm-up run, as the median of ``--runs``
-   runs, each in its own ``Database.read()`` session as the services do:
+   runs; (a), (b) and (c) run in rounds (a, b, c, a, b, c, ...) so that their medians see the
+   same background load. (a) and (b) run in a ``Database.read()`` session each, as the
+   services do:
    (a) baseline: ``SELECT COUNT(*) FROM sales WHERE created_at >= :since``;
    (b) ``counts_all(session, since)``;
    (c) ``policy.evaluate_all(ctx)`` end to end, on a System from ``mailflow.bootstrap.build``
@@ -346,15 +348,10 @@ def load_sales_postgres(engine: Engine, plan: Plan) -> int:
 # -- measurements -------------------------------------------------------------------------
 
 
-def median_ms(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
-    """One untimed warm-up, then ``runs`` timed runs: the median and all samples, in ms."""
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
     fn()
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples), samples
+    return (time.perf_counter() - t0) * 1000
 
 
 @contextmanager
@@ -451,36 +448,36 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
             with db.read() as session:
                 return len(policy.counts_all(session, since))
 
+        first: list[int] = []
         in_window = baseline()
         with db.read() as session:
             window_counts = policy.counts_all(session, since)
         groups = len(window_counts)
-        base = median_ms(baseline, args.runs)
-        print(f"[{name}] (a) baseline      median {base[0]:8.1f} ms  runs {fmt(base[1])}")
-        every = median_ms(counts_all, args.runs)
-        print(f"[{name}] (b) counts_all    median {every[0]:8.1f} ms  runs {fmt(every[1])}")
+        counts_all()  # warm-up (the baseline's warm-up is the in_window count above)
 
-        t1 = time.perf_counter()
-        first_changed = policy.evaluate_all(ctx)
-        first_ms = (time.perf_counter() - t1) * 1000
+        first_ms = timed(lambda: first.append(policy.evaluate_all(ctx)))  # also its warm-up
         with db.read() as session:
             queued = session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
             tiers = dict(
                 session.execute(select(Seller.tier, func.count()).group_by(Seller.tier)).all()
             )
         print(
-            f"[{name}] (c) evaluate_all  first run {first_ms:8.1f} ms: {first_changed} sellers "
+            f"[{name}] (c) evaluate_all  first run {first_ms:8.1f} ms: {first[0]} sellers "
             f"changed tier, {queued} tier emails queued; tiers now {tiers}"
         )
+
+        # (a), (b), (c) in rounds, so that the three medians see the same background load.
+        samples: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         changed: list[int] = []
-        samples = []
         for _ in range(args.runs):
-            t2 = time.perf_counter()
-            changed.append(policy.evaluate_all(ctx))
-            samples.append((time.perf_counter() - t2) * 1000)
-        steady = (statistics.median(samples), samples)
+            samples["a"].append(timed(baseline))
+            samples["b"].append(timed(counts_all))
+            samples["c"].append(timed(lambda: changed.append(policy.evaluate_all(ctx))))
+        base, every, steady = ((statistics.median(samples[k]), samples[k]) for k in ("a", "b", "c"))
+        print(f"[{name}] (a) baseline      median {base[0]:8.1f} ms  runs {fmt(base[1])}")
+        print(f"[{name}] (b) counts_all    median {every[0]:8.1f} ms  runs {fmt(every[1])}")
         print(
-            f"[{name}] (c) evaluate_all  median {steady[0]:8.1f} ms  runs {fmt(samples)} "
+            f"[{name}] (c) evaluate_all  median {steady[0]:8.1f} ms  runs {fmt(steady[1])} "
             f"(steady state; sellers changed per run: {changed})"
         )
 
@@ -521,7 +518,7 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
             every,
             groups,
             first_ms,
-            first_changed,
+            first[0],
             queued,
             tiers,
             steady,

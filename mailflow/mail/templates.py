@@ -1,15 +1,19 @@
-"""Email templates: ``email/<locale>/<key>.{subject,txt,html}.j2``, rendered with Jinja.
+"""Email templates: shipped files, and admin-edited versions rendered in a sandbox.
 
-Autoescape applies to ``.html.j2`` names only; undefined variables are errors; subjects are
-stripped of newlines. The same ``render`` serves sending and previewing.
+Shipped templates live in ``email/<locale>/<key>.{subject,txt,html}.j2``; a published
+admin version of a key replaces them. Autoescape applies to HTML only; undefined variables are
+errors; subjects are folded onto one line; CSS is inlined into the HTML. The same ``render``
+serves sending, previewing and test sends, so a preview is what will be sent.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import css_inline
 import jinja2
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -17,8 +21,10 @@ from jinja2.runtime import Context
 from mailflow import i18n
 from mailflow.mail import formatting
 from mailflow.mail.compose import one_line
+from mailflow.mail.sandbox import LimitedSandbox, RenderLimitExceeded, render_bounded
 
 PARTS = ("subject", "txt", "html")
+PART_NAMES = {"subject": "subject", "txt": "text", "html": "html"}
 
 
 class TemplateError(Exception):
@@ -37,6 +43,24 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSource:
+    """An admin's version of a key: the three parts as text. Version 0 is the shipped one."""
+
+    subject: str
+    text: str
+    html: str
+    version: int = 0
+
+    def part(self, part: str) -> str:
+        return {"subject": self.subject, "txt": self.text, "html": self.html}[part]
+
+
+class Overrides(Protocol):
+    def published(self, key: str, locale: str) -> TemplateSource | None:
+        """The published admin version of ``key`` in ``locale``, if any."""
 
 
 def templates_root() -> Path:
@@ -81,7 +105,6 @@ def make_environment(root: Path, timezone: str) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(root)),
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
@@ -90,35 +113,127 @@ def make_environment(root: Path, timezone: str) -> jinja2.Environment:
     return env
 
 
-class Renderer:
-    """Renders an email key in a locale from the shipped template files."""
+def make_sandbox(root: Path, timezone: str) -> LimitedSandbox:
+    env = LimitedSandbox(
+        loader=jinja2.FileSystemLoader(str(root)),
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    add_filters(env, timezone)
+    return env
 
-    def __init__(self, root: Path, timezone: str) -> None:
+
+def source_name(key: str, locale: str, part: str) -> str:
+    """The name an edited part compiles under; ``.html.j2`` turns autoescape on."""
+    return f"email/{locale}/{key}.{part}.j2"
+
+
+def error_line(exc: BaseException, name: str) -> int | None:
+    """The template line a render error happened on, from Jinja's rewritten traceback."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in (name, "<template>"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+class Renderer:
+    """Renders an email key in a locale: the published admin version, else the shipped files."""
+
+    def __init__(self, root: Path, timezone: str, overrides: Overrides | None = None) -> None:
         self.root = root
         self.env = make_environment(root, timezone)
+        self.sandbox = make_sandbox(root, timezone)
+        self.overrides = overrides
+        self._compiled: dict[tuple[str, str, str, int], jinja2.Template] = {}
+        self._lock = threading.Lock()
 
     def has(self, key: str, locale: str) -> bool:
         return (self.root / "email" / locale / f"{key}.subject.j2").is_file()
 
-    def render(self, key: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
+    def shipped(self, key: str, locale: str) -> TemplateSource:
+        """The shipped files of ``key`` as a source (version 0)."""
+        folder = self.root / "email" / locale
+        try:
+            parts = [(folder / f"{key}.{part}.j2").read_text(encoding="utf-8") for part in PARTS]
+        except FileNotFoundError as exc:
+            raise TemplateError(f"no template {key} in {locale}") from exc
+        return TemplateSource(*parts, version=0)
+
+    def render(
+        self,
+        key: str,
+        locale: str,
+        context: dict[str, Any],
+        source: TemplateSource | None = None,
+    ) -> RenderedEmail:
+        """Render for sending or preview. ``source`` renders a given (draft) version instead
+        of the published one; any admin version renders in the sandbox."""
+        if source is None and self.overrides is not None:
+            source = self.overrides.published(key, locale)
         values = {**context, "locale": locale}
-        parts: dict[str, str] = {}
-        for part in PARTS:
-            name = f"email/{locale}/{key}.{part}.j2"
-            try:
-                template = self.env.get_template(name)
-                parts[part] = template.render(values)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(exc.message or str(exc), part, exc.lineno) from exc
-            except jinja2.TemplateNotFound as exc:
-                raise TemplateError(f"no template {exc.name}", part) from exc
-            except jinja2.UndefinedError as exc:
-                raise TemplateError(str(exc), part) from exc
-            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-                # e.g. an undefined value passed to a filter that computes with it
-                raise TemplateError(f"{type(exc).__name__}: {exc}", part) from exc
+        parts = {part: self._part(key, locale, part, values, source) for part in PARTS}
+        html = parts["html"]
+        try:
+            # css-inline writes U+00A0 back as "&nbsp;"; keep the character, as the rest is.
+            html = css_inline.inline(html).replace("&nbsp;", "\u00a0")
+        except ValueError as exc:
+            raise TemplateError(f"CSS could not be inlined: {exc}", "html") from exc
         return RenderedEmail(
             subject=one_line(parts["subject"]),
             text=parts["txt"].strip() + "\n",
-            html=parts["html"],
+            html=html,
         )
+
+    def _part(
+        self,
+        key: str,
+        locale: str,
+        part: str,
+        values: dict[str, Any],
+        source: TemplateSource | None,
+    ) -> str:
+        name = source_name(key, locale, part)
+        try:
+            if source is None:
+                return self.env.get_template(name).render(values)
+            template = self.compile(key, locale, part, source)
+            return render_bounded(self.sandbox, template, values)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"no template {exc.name}", part) from exc
+        except RenderLimitExceeded as exc:
+            raise TemplateError(str(exc), part, error_line(exc, name)) from exc
+        except jinja2.TemplateError as exc:
+            message = exc.message if isinstance(exc.message, str) else str(exc)
+            raise TemplateError(message, part, error_line(exc, name)) from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            # e.g. an undefined value passed to a filter that computes with it
+            message = f"{type(exc).__name__}: {exc}"
+            raise TemplateError(message, part, error_line(exc, name)) from exc
+        except RecursionError as exc:
+            raise TemplateError("the template recurses too deeply", part) from exc
+
+    def compile(self, key: str, locale: str, part: str, source: TemplateSource) -> jinja2.Template:
+        """Compile one part of an admin version in the sandbox (cached for saved versions)."""
+        cache_key = (key, locale, part, source.version)
+        if source.version > 0:
+            with self._lock:
+                cached = self._compiled.get(cache_key)
+            if cached is not None:
+                return cached
+        name = source_name(key, locale, part)
+        code = self.sandbox.compile(source.part(part), name, name)
+        template = self.sandbox.template_class.from_code(
+            self.sandbox, code, self.sandbox.make_globals(None), None
+        )
+        if source.version > 0:
+            with self._lock:
+                self._compiled[cache_key] = template
+        return template

@@ -160,3 +160,40 @@ class InboxMessage(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=255, index=True)
     subject: str = Field(default="", sa_column=Column(Text, nullable=False))
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TemplateVersion(SQLModel, table=True):
+    """An admin's version of one email key in one locale (version 0 is the shipped files).
+
+    ``base_*`` keep the shipped default the version was edited from, so that when a release
+    changes that default the admin can be shown the difference.
+    """
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("key", "locale", "version", name="uq_template_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64)
+    locale: str = Field(max_length=8)
+    version: int
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    base_digest: str = Field(max_length=64)
+    base_subject: str = Field(sa_column=Column(Text, nullable=False))
+    base_text: str = Field(sa_column=Column(Text, nullable=False))
+    base_html: str = Field(sa_column=Column(Text, nullable=False))
+    author: str = Field(default="", max_length=320)
+    created_at: datetime
+
+
+class TemplatePublication(SQLModel, table=True):
+    """Which version of a key is live in a locale (absent or 0: the shipped files)."""
+
+    __tablename__ = "template_publications"
+
+    key: str = Field(max_length=64, primary_key=True)
+    locale: str = Field(max_length=8, primary_key=True)
+    version: int = 0
+    published_at: datetime
+    revision: int = 0

@@ -195,24 +195,25 @@ class Run:
         self.emails.extend(decision.emails)
         self.log.append(f"{why}->{after.tier.value}{list(decision.emails)}")
 
-    def grow_to_edge(self, which: str) -> None:
-        """New sales until the rate is exactly the threshold or the warning start, if it can."""
-        policy = self.ref.policy
-        edge = Fraction(policy.threshold)
-        if which == "warning":
-            edge *= Fraction(policy.warning_ratio)
+    def grow_to_edges(self) -> None:
+        """New sales until the rate is exactly the threshold, then exactly the warning start.
+
+        Each edge is reached only when the current cancellations make it a whole number of
+        sales away; the rate then crosses the edges from above, one sale at a time.
+        """
         if self.ref.numerator(self.now) == 0:
-            self.ref.sales.append(RefSale(self.now))
-            self.evaluate("new sale")
-            self.ref.sales[-1].status = "cancelled"
-            self.evaluate("cancel")
-        against, counted = self.ref.numerator(self.now), self.ref.denominator(self.now)
-        wanted = Fraction(against) / edge
-        if wanted.denominator != 1 or not 0 < wanted - counted <= 100:
-            return
-        for _ in range(int(wanted) - counted):
-            self.ref.sales.append(RefSale(self.now))
-            self.evaluate(f"new sale (to the {which} edge)")
+            self.ref.sales.append(RefSale(self.now, "cancelled"))
+            self.evaluate("new sale, cancelled")
+        policy = self.ref.policy
+        threshold = Fraction(policy.threshold)
+        for edge in (threshold, threshold * Fraction(policy.warning_ratio)):
+            counted = self.ref.denominator(self.now)
+            wanted = self.ref.numerator(self.now) / edge
+            if wanted.denominator != 1 or not 0 <= wanted - counted <= 100:
+                continue
+            for _ in range(int(wanted) - counted + 1):  # onto the edge, then one past it
+                self.ref.sales.append(RefSale(self.now))
+                self.evaluate(f"new sale (edge {edge})")
 
     def play(self, step: tuple[str, object]) -> None:
         kind, arg = step
@@ -225,8 +226,8 @@ class Run:
             assert isinstance(arg, timedelta)
             self.now += arg
             self.evaluate(f"wait {arg}")  # the sweeper
-        elif kind == "edge":
-            self.grow_to_edge(str(arg))
+        elif kind == "edges":
+            self.grow_to_edges()
         else:
             assert isinstance(arg, int)
             candidates = [s for s in self.ref.sales if s.status in OPEN_FOR[kind]]
@@ -236,13 +237,17 @@ class Run:
             self.evaluate(kind)
 
 
+THRESHOLDS = ["0.02", "0.03", "0.05", "0.07", "0.1", "0.125", "0.2", "0.25", "0.3", "1"]
+RATIOS = ["0.5", "0.6", "0.75", "0.8", "0.9", "1"]
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[RefPolicy, list[tuple[str, object]]]:
     policy = RefPolicy(
         window_days=draw(st.sampled_from([0.5, 1, 2, 7, 30])),
         min_sales=draw(st.integers(0, 30)),
-        threshold=draw(st.sampled_from(["0.02", "0.05", "0.1", "0.125", "0.2", "0.25", "1"])),
-        warning_ratio=draw(st.sampled_from(["0.5", "0.75", "0.8", "0.9", "1"])),
+        threshold=draw(st.sampled_from(THRESHOLDS)),
+        warning_ratio=draw(st.sampled_from(RATIOS)),
         grace_days=draw(st.sampled_from([0, 0.25, 0.5, 1, 7])),
         suspension_days=draw(st.sampled_from([0.25, 0.5, 1, 14])),
         count_refusals=draw(st.booleans()),
@@ -272,7 +277,7 @@ def scenarios(draw: st.DrawFn) -> tuple[RefPolicy, list[tuple[str, object]]]:
         st.tuples(st.just("sales"), st.integers(1, 25)),
         st.tuples(st.sampled_from(["cancel", "refuse", "expire", "withdraw"]), pick),
         st.tuples(st.just("wait"), waits),
-        st.tuples(st.just("edge"), st.sampled_from(["threshold", "warning"])),
+        st.tuples(st.just("edges"), st.none()),
     )
     return policy, draw(st.lists(step, min_size=1, max_size=40))
 
@@ -289,6 +294,47 @@ def test_decide_follows_the_reference_model(
     # One email per entry into a tier: never two of the same in a row without leaving.
     for a, b in zip(run.emails, run.emails[1:], strict=False):
         assert not (a == b == "seller_suspended")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    threshold=st.sampled_from(THRESHOLDS),
+    ratio=st.sampled_from(RATIOS),
+    against=st.integers(1, 40),
+    count_refusals=st.booleans(),
+    refused=st.integers(0, 3),
+    withdrawn=st.integers(0, 3),
+)
+def test_tier_for_on_and_around_the_edges(
+    threshold: str, ratio: str, against: int, count_refusals: bool, refused: int, withdrawn: int
+) -> None:
+    """Exactly at a bound is the higher tier; a sale more (the rate just under) is not."""
+    policy = RefPolicy(
+        min_sales=0, threshold=threshold, warning_ratio=ratio, count_refusals=count_refusals
+    )
+    rules = rules_of(policy.settings())
+    if count_refusals:
+        refused = min(refused, against)
+    cancelled = against - refused if count_refusals else against
+    for edge in (Fraction(threshold), Fraction(threshold) * Fraction(ratio)):
+        on_edge = int(against / edge)  # the edge itself when it is a whole number of sales
+        for counted in range(on_edge - 1, on_edge + 3):
+            others = counted - cancelled - refused
+            if others < 0:
+                continue
+            ref = RefSeller(policy)
+            for status, n in (
+                ("cancelled", cancelled),
+                ("refused", refused),
+                ("accepted", others),
+                ("withdrawn", withdrawn),
+            ):
+                ref.sales += [RefSale(T0, status) for _ in range(n)]
+            counts = ref.counts(T0)
+            where = f"{counts}: {against}/{counted} against, edge {edge}"
+            assert counts.counted == counted, where
+            assert counts.rate(count_refusals) == float(ref.rate(T0)), where
+            assert tier_for(counts, rules).value == ref.level(T0), where
 
 
 @settings(max_examples=200, deadline=None)
