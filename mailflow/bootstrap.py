@@ -10,6 +10,7 @@ from mailflow.config import Settings
 from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
 from mailflow.mail.outbox import Outbox, OutboxStore
+from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
@@ -58,7 +59,8 @@ class System:
 def build(settings: Settings, *, clock: Clock = system_clock, db: Database | None = None) -> System:
     db = db or Database.from_url(settings.database.url)
     root = templates_root()
-    renderer = Renderer(root, settings.server.timezone)
+    overrides = OverrideStore(db)
+    renderer = Renderer(root, settings.server.timezone, overrides)
     signer = LinkSigner(
         settings.security.secret_keys,
         settings.security.link_max_age_hours * 3600,
@@ -75,6 +77,8 @@ def build(settings: Settings, *, clock: Clock = system_clock, db: Database | Non
         support_address=settings.smtp.support_address,
         seller_support_address=settings.smtp.seller_support_address,
         payments=Ledger(),
+        renderer=renderer,
+        overrides=overrides,
     )
     return System(
         settings=settings,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlmodel import Session
 
 from mailflow.domain.events import SaleCreated, SaleTransitioned
@@ -17,7 +18,7 @@ from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.mail.outbox import Recipient
 from mailflow.services import policy
 from mailflow.services.context import ServiceContext
-from mailflow.store.models import Buyer, Order, Payment, Sale, Seller
+from mailflow.store.models import Buyer, Order, Payment, Sale, SaleEvent, Seller
 
 BUYER, SELLER, SUPPORT = "buyer", "seller", "support"
 
@@ -70,6 +71,43 @@ def _parties(session: Session, sale: Sale) -> tuple[Seller, Buyer, Order]:
     return seller, buyer, order
 
 
+def _payment(session: Session, sale: Sale) -> dict[str, Any]:
+    payment = session.get(Payment, sale.id)
+    assert payment is not None
+    return {
+        "state": payment.state,
+        "amount_cents": payment.amount_cents,
+        "refunded_cents": payment.refunded_cents,
+        "commission_cents": payment.commission_cents,
+        "currency": payment.currency,
+    }
+
+
+def _rate(ctx: ServiceContext, session: Session, seller: Seller, at: Any) -> dict[str, Any]:
+    since = policy.window_start(ctx.policy, at)
+    return policy.rate_context(ctx, policy.counts_for(session, seller.id, since))  # type: ignore[arg-type]
+
+
+def preview_context(ctx: ServiceContext, session: Session, key: str, sale: Sale) -> dict[str, Any]:
+    """The context the emails about ``sale`` get, as the sending code builds it, for previews."""
+    seller, buyer, order = _parties(session, sale)
+    assert sale.id is not None
+    context = sale_context(ctx, sale, seller, buyer, order)
+    context["links"] = _links(ctx, sale.id)
+    context["payment"] = _payment(session, sale)
+    last = (
+        session.execute(
+            select(SaleEvent).where(SaleEvent.sale_id == sale.id).order_by(SaleEvent.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+    if last is not None:
+        context["event"] = {"actor": last.actor, "channel": last.channel, "at": last.at}
+    context["rate"] = _rate(ctx, session, seller, ctx.clock())
+    return context
+
+
 def _links(ctx: ServiceContext, sale_id: int) -> dict[str, str]:
     return {action: ctx.action_url(sale_id, action) for action in ("accept", "refuse", "view")}
 
@@ -99,20 +137,11 @@ def sale_transitioned(
         return
     seller, buyer, order = _parties(session, sale)
     context = sale_context(ctx, sale, seller, buyer, order)
-    payment = session.get(Payment, sale.id)
-    assert payment is not None
-    context["payment"] = {
-        "state": payment.state,
-        "amount_cents": payment.amount_cents,
-        "refunded_cents": payment.refunded_cents,
-        "commission_cents": payment.commission_cents,
-        "currency": payment.currency,
-    }
+    context["payment"] = _payment(session, sale)
     context["event"] = {"actor": event.actor.value, "channel": event.channel.value, "at": event.at}
     if event.action is Action.CANCEL:
         # The seller's confirmation shows the rate with this cancellation in it.
-        since = policy.window_start(ctx.policy, event.at)
-        context["rate"] = policy.rate_context(ctx, policy.counts_for(session, seller.id, since))
+        context["rate"] = _rate(ctx, session, seller, event.at)
     recipients = {
         BUYER: Recipient(buyer.name, buyer.email, buyer.locale),
         SELLER: Recipient(seller.name, seller.email, seller.locale),

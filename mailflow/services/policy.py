@@ -131,18 +131,24 @@ def evaluate_all(ctx: ServiceContext) -> int:
     rules = rules_of(ctx.policy)
     with ctx.db.read() as session:
         counts = counts_all(session, window_start(ctx.policy, now))
+        # Only sellers out of ok need their stored standing: for a seller in ok, decide()
+        # gives the same verdict whatever its tier_since (and no list of every seller id
+        # goes to the database as parameters).
         standings = {
             row.id: Standing(Tier(row.tier), row.tier_since, row.suspended_until)
             for row in session.execute(
                 select(Seller.id, Seller.tier, Seller.tier_since, Seller.suspended_until).where(
-                    (Seller.tier != Tier.OK.value) | Seller.id.in_(list(counts))
+                    Seller.tier != Tier.OK.value
                 )
             )
         }
+    ok = Standing()
     due = [
         seller_id
-        for seller_id, before in standings.items()
-        if decide(before, counts.get(seller_id, Counts()), rules, now).changed_from(before)
+        for seller_id in sorted(standings.keys() | counts.keys())
+        if decide(
+            before := standings.get(seller_id, ok), counts.get(seller_id, Counts()), rules, now
+        ).changed_from(before)
     ]
     changed = 0
     for seller_id in due:

@@ -19,17 +19,19 @@ from sqlmodel import Session
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
+    """An engine for ``url``; on SQLite, ``immediate=False`` makes one for reads only,
+    whose transactions never take the write lock (WAL readers do not wait for writers)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, **kwargs)
+        return _sqlite_engine(url, immediate=immediate, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool, **kwargs: Any) -> Engine:
     kwargs.setdefault("connect_args", {})
     kwargs["connect_args"].setdefault("check_same_thread", False)
     kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
@@ -48,7 +50,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -56,13 +58,17 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """The engine plus the hooks that run after a transaction that queued mail commits."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.read_engine = read_engine or engine
         self._mail_hooks: list[Callable[[], None]] = []
 
     @classmethod
     def from_url(cls, url: str) -> Database:
-        return cls(make_engine(url))
+        engine = make_engine(url)
+        if engine.dialect.name == "sqlite":
+            return cls(engine, make_engine(url, immediate=False))
+        return cls(engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,8 +94,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        """A session for reading; safe to open while a write transaction is in progress."""
+        with Session(self.read_engine, expire_on_commit=False) as session:
             yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

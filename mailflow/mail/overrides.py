@@ -1,0 +1,55 @@
+"""Published admin versions, read by the renderer through a short cache.
+
+A publish or rollback in this process clears the cache at once; other processes see it within
+``ttl_seconds`` (they re-read the small publications table at most that often).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import select
+
+from mailflow.mail.templates import TemplateSource
+from mailflow.store.database import Database
+from mailflow.store.models import TemplatePublication, TemplateVersion
+
+DEFAULT_TTL_SECONDS = 2.0
+
+
+class OverrideStore:
+    def __init__(self, db: Database, ttl_seconds: float = DEFAULT_TTL_SECONDS) -> None:
+        self.db = db
+        self.ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._loaded_at = float("-inf")
+        self._published: dict[tuple[str, str], TemplateSource] = {}
+
+    def published(self, key: str, locale: str) -> TemplateSource | None:
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self.ttl:
+                self._published = self._load()
+                self._loaded_at = time.monotonic()
+            return self._published.get((key, locale))
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = float("-inf")
+
+    def _load(self) -> dict[tuple[str, str], TemplateSource]:
+        with self.db.read() as session:
+            rows = session.execute(
+                select(TemplateVersion)
+                .join(
+                    TemplatePublication,
+                    (TemplatePublication.key == TemplateVersion.key)
+                    & (TemplatePublication.locale == TemplateVersion.locale)
+                    & (TemplatePublication.version == TemplateVersion.version),
+                )
+                .where(TemplatePublication.version > 0)
+            ).scalars()
+            return {
+                (row.key, row.locale): TemplateSource(row.subject, row.text, row.html, row.version)
+                for row in rows
+            }
