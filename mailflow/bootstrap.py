@@ -56,9 +56,16 @@ class System:
         self.db.dispose()
 
 
-def build(settings: Settings, *, clock: Clock = system_clock, db: Database | None = None) -> System:
+def build(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    db: Database | None = None,
+    templates: Path | None = None,
+) -> System:
+    """The running system; ``templates`` replaces the shipped templates folder (tests)."""
     db = db or Database.from_url(settings.database.url)
-    root = templates_root()
+    root = templates or templates_root()
     overrides = OverrideStore(db)
     renderer = Renderer(root, settings.server.timezone, overrides)
     signer = LinkSigner(

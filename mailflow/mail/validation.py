@@ -67,7 +67,8 @@ def validate(
     for part, tree in parsed.items():
         problems += _unknown_names(kind, PART_NAMES[part], tree)
     if problems:
-        return problems
+        order = list(PART_NAMES.values())
+        return sorted(problems, key=lambda p: (order.index(p.part), p.line or 0))
 
     try:
         rendered = renderer.render(kind.key, locale, kind.sample_context(), source=source)

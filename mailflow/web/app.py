@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailflow import __version__
 from mailflow.bootstrap import System
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from mailflow.services.templates import TemplateInvalid
 from mailflow.store.models import OutboxMessage, Sale
-from mailflow.web import actions, api
+from mailflow.web import actions, api, api_templates
 from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
 
@@ -84,6 +85,8 @@ def create_app(system: System) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(ApiAuthMiddleware, tokens=system.settings.api.tokens)
     app.include_router(api.router)
+    app.include_router(api_templates.router)
+    app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(directory=system.templates / "web" / "static"), "static")
 

@@ -1,0 +1,114 @@
+"""The templates API, ``/api/v1/templates``: list, show, save a draft, publish, roll back,
+preview, test send. Invalid templates are answered 422 with each problem's part and line."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mailflow.schemas import MAX_ID, Email
+from mailflow.services import templates
+from mailflow.web.auth import Authenticated
+from mailflow.web.deps import ServicesDep
+
+router = APIRouter(prefix="/api/v1/templates", dependencies=[Authenticated], tags=["templates"])
+
+Key = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
+Locale = Annotated[str, Path(min_length=2, max_length=8, pattern=r"^[a-z]+$")]
+MAX_PART = 200_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DraftIn(_Body):
+    subject: str = Field(max_length=MAX_PART)
+    text: str = Field(max_length=MAX_PART)
+    html: str = Field(max_length=MAX_PART)
+
+
+class VersionIn(_Body):
+    version: int = Field(ge=0, le=MAX_ID)
+
+
+class PreviewIn(_Body):
+    subject: str | None = Field(default=None, max_length=MAX_PART)
+    text: str | None = Field(default=None, max_length=MAX_PART)
+    html: str | None = Field(default=None, max_length=MAX_PART)
+    sale_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class TestSendIn(_Body):
+    to: Email
+    sale_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+def invalid_template(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, templates.TemplateInvalid)
+    return JSONResponse(
+        {"error": "invalid_template", "errors": [p.as_dict() for p in exc.problems]},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+@router.get("")
+def list_templates(services: ServicesDep) -> list[dict[str, Any]]:
+    """Every key and locale: the published version, the latest draft, drift of the default."""
+    return templates.list_templates(services)
+
+
+@router.get("/{key}/{locale}")
+def show_template(
+    key: Key, locale: Locale, services: ServicesDep, version: int | None = None
+) -> dict[str, Any]:
+    return templates.show(services, key, locale, version)
+
+
+@router.put("/{key}/{locale}", status_code=status.HTTP_201_CREATED)
+def save_draft(key: Key, locale: Locale, data: DraftIn, services: ServicesDep) -> dict[str, int]:
+    """Validate and save a draft; it changes no mail until published."""
+    return {
+        "version": templates.save_draft(services, key, locale, data.subject, data.text, data.html)
+    }
+
+
+@router.post("/{key}/{locale}/publish")
+def publish(key: Key, locale: Locale, data: VersionIn, services: ServicesDep) -> dict[str, Any]:
+    return templates.publish(services, key, locale, data.version)
+
+
+@router.post("/{key}/{locale}/rollback")
+def rollback(key: Key, locale: Locale, data: VersionIn, services: ServicesDep) -> dict[str, Any]:
+    """Publish an earlier version again (0 is the shipped default)."""
+    return templates.publish(services, key, locale, data.version)
+
+
+@router.get("/{key}/{locale}/diff/{version}")
+def diff(
+    key: Key, locale: Locale, version: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep
+) -> dict[str, Any]:
+    """How the shipped default changed since ``version`` was edited from it."""
+    return templates.diff(services, key, locale, version)
+
+
+@router.post("/{key}/{locale}/preview")
+def preview(key: Key, locale: Locale, data: PreviewIn, services: ServicesDep) -> dict[str, str]:
+    return templates.preview(
+        services,
+        key,
+        locale,
+        subject=data.subject,
+        text=data.text,
+        html=data.html,
+        sale_id=data.sale_id,
+    )
+
+
+@router.post("/{key}/{locale}/test-send", status_code=status.HTTP_202_ACCEPTED)
+def test_send(key: Key, locale: Locale, data: TestSendIn, services: ServicesDep) -> dict[str, Any]:
+    outbox_id = templates.test_send(services, key, locale, data.to, sale_id=data.sale_id)
+    return {"queued": outbox_id, "to": data.to}
