@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         "serve", parents=[common], help="HTTP, delivery worker and (embedded mode) the inbox"
     )
     serve.add_argument("--demo", action="store_true", help="seed sellers and orders to look at")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="HTTP processes (default 1); with more, run `mailflow inbox serve` for the inbox",
+    )
     sub.add_parser("worker", parents=[common], help="delivery only (more processes)")
 
     db = sub.add_parser("db", help="database commands")
@@ -117,8 +124,19 @@ def _serve(args: argparse.Namespace) -> int:
         for sale_id in sale_ids[:4]:
             print(f"  sale {sale_id}: {system.services.action_url(sale_id, 'view')}")
         print(f"  API docs: {base}/docs   inbox: mailflow inbox")
+    if args.workers < 1:
+        raise CliError("--workers must be 1 or more")
     try:
-        asyncio.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
+        if args.workers > 1:
+            if settings.smtp.mode == "embedded":
+                print(
+                    f"{args.workers} HTTP processes: run `mailflow inbox serve` for the "
+                    f"embedded inbox on 127.0.0.1:{settings.smtp.embedded_port}"
+                )
+            source = str(loaded.source) if loaded.source else None
+            runner.serve_processes(system, args.workers, source)
+        else:
+            asyncio.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
     except OSError as exc:
         raise CliError(f"cannot listen: {exc}") from exc
     finally:

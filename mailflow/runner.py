@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 
 from mailflow.bootstrap import System
+from mailflow.mail import wakeup
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.web.app import create_app
@@ -55,6 +59,19 @@ async def sweep_forever(system: System, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), every)
 
 
+def _tasks(system: System, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """The delivery worker, the sweeper and, on PostgreSQL, the LISTEN wake-up."""
+    worker = system.delivery_worker()
+    tasks = [
+        asyncio.create_task(worker.run(stop)),
+        asyncio.create_task(sweep_forever(system, stop)),
+    ]
+    dsn = system.db.listen_dsn()
+    if dsn is not None:
+        tasks.append(asyncio.create_task(wakeup.listen(dsn, worker.wake, stop)))
+    return tasks
+
+
 async def serve(
     system: System, *, with_inbox: bool, on_ready: Callable[[], None] | None = None
 ) -> None:
@@ -64,9 +81,7 @@ async def serve(
     if inbox is not None:
         await inbox.start()
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
-    worker = system.delivery_worker()
-    worker_task = asyncio.create_task(worker.run(stop))
-    sweeper = asyncio.create_task(sweep_forever(system, stop))
+    tasks = _tasks(system, stop)
     config = uvicorn.Config(
         create_app(system),
         host=settings.server.host,
@@ -89,8 +104,7 @@ async def serve(
         await server.serve()
     finally:
         stop.set()
-        await worker_task
-        await sweeper
+        await asyncio.gather(*tasks)
         if inbox is not None:
             await inbox.stop()
     log.info("stopped")
@@ -99,11 +113,8 @@ async def serve(
 async def work(system: System) -> None:
     stop = asyncio.Event()
     _on_signals(asyncio.get_running_loop(), stop.set)
-    worker = system.delivery_worker()
     log.info("worker delivering to %s:%s", *system.settings.smtp_target)
-    sweeper = asyncio.create_task(sweep_forever(system, stop))
-    await worker.run(stop)
-    await sweeper
+    await asyncio.gather(*_tasks(system, stop))
     log.info("stopped")
 
 
@@ -115,3 +126,43 @@ async def inbox_only(system: System) -> None:
     log.info("embedded inbox listening on 127.0.0.1:%s", system.settings.smtp.embedded_port)
     await stop.wait()
     await inbox.stop()
+
+
+def serve_processes(system: System, workers: int, config_path: str | None) -> None:
+    """HTTP in ``workers`` processes (uvicorn's supervisor); delivery, sweeps and the LISTEN
+    wake-up in a thread of this one. The embedded inbox is not run: start
+    ``mailflow inbox serve`` beside it."""
+    from uvicorn.supervisors import Multiprocess
+
+    from mailflow.web.asgi import CONFIG_ENV
+
+    if config_path is not None:
+        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    settings = system.settings
+    config = uvicorn.Config(
+        "mailflow.web.asgi:create_app_from_env",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=workers,
+        # A child builds its own system on start; give it time on a busy machine.
+        timeout_worker_healthcheck=30,
+        lifespan="off",
+        log_level="info",
+        access_log=False,
+    )
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def background() -> None:
+        await asyncio.gather(*_tasks(system, stop))
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(background(),), daemon=True)
+    thread.start()
+    sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=60)
+        log.info("stopped")

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+OUTBOX_CHANNEL = "mailflow_outbox"
 
 
 def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
@@ -84,6 +85,9 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
+                if session.info.get("mail_queued") and not self.is_sqlite:
+                    # Delivered to listeners on commit only: wakes workers in other processes.
+                    session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
                 session.commit()
             except BaseException:
                 session.rollback()
@@ -97,6 +101,12 @@ class Database:
         """A session for reading; safe to open while a write transaction is in progress."""
         with Session(self.read_engine, expire_on_commit=False) as session:
             yield session
+
+    def listen_dsn(self) -> str | None:
+        """A libpq connection string for LISTEN (PostgreSQL only)."""
+        if self.is_sqlite:
+            return None
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
