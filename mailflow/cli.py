@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import OperationalError
 
-from mailflow import __version__
+from mailflow import __version__, cli_templates
 from mailflow.bootstrap import System, build
 from mailflow.config import ConfigError, Loaded, load
 from mailflow.mail.inbox import list_messages
@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--message", default="", help="message to the buyer")
         if name == "withdraw":
             cmd.add_argument("--note", default="", help="customer service's note")
+    cli_templates.add_parsers(sub, common)
     return parser
 
 
@@ -267,6 +268,7 @@ COMMANDS = {
     "db": _db,
     "inbox": _inbox,
     "sales": _sales,
+    "templates": cli_templates.run,
 }
 
 

@@ -50,6 +50,13 @@ CATALOG: dict[str, dict[str, str]] = {
             "« Toutes les commandes »."
         ),
         "expired.login": "Recevoir un lien de connexion",
+        "portal.skip": "Aller au contenu",
+        "portal.nav": "Navigation",
+        "forbidden.title": "Action refusée",
+        "forbidden.body": (
+            "Le formulaire a expiré ou ne vient pas de cette page. Rechargez la page et "
+            "recommencez."
+        ),
         "notfound.title": "Vente introuvable",
         "notfound.body": "Cette vente n'existe pas ou plus.",
         "label.article": "Article",
@@ -109,6 +116,12 @@ CATALOG: dict[str, dict[str, str]] = {
             "This link has expired. Sign in to your account to find the sale in your order list."
         ),
         "expired.login": "Get a sign-in link",
+        "portal.skip": "Skip to content",
+        "portal.nav": "Navigation",
+        "forbidden.title": "Action refused",
+        "forbidden.body": (
+            "The form has expired or did not come from this page. Reload the page and try again."
+        ),
         "notfound.title": "Sale not found",
         "notfound.body": "This sale does not exist.",
         "label.article": "Article",

@@ -197,3 +197,27 @@ class TemplatePublication(SQLModel, table=True):
     version: int = 0
     published_at: datetime
     revision: int = 0
+
+
+class AdminUser(SQLModel, table=True):
+    """A customer-service or admin account of the console; the password is an Argon2 hash."""
+
+    __tablename__ = "admin_users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime
+
+
+class LoginLink(SQLModel, table=True):
+    """A seller's emailed login link: usable once, until ``expires_at``."""
+
+    __tablename__ = "login_links"
+
+    nonce: str = Field(max_length=64, primary_key=True)
+    seller_id: int = Field(foreign_key="sellers.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None

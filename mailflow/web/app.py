@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,9 +16,10 @@ from mailflow.bootstrap import System
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
 from mailflow.store.models import OutboxMessage, Sale
-from mailflow.web import actions, api, api_templates
+from mailflow.web import actions, api, api_templates, session
 from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
+from mailflow.web.session import CsrfError
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -72,6 +73,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 _ERROR_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 
 
+async def _csrf_error(request: Request, exc: Exception) -> HTMLResponse:
+    pages: Pages = request.app.state.pages
+    return pages.render("forbidden.html.j2", request.session.get("locale"), 403)
+
+
 def create_app(system: System) -> FastAPI:
     app = FastAPI(
         title="mailflow",
@@ -84,6 +90,8 @@ def create_app(system: System) -> FastAPI:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(ApiAuthMiddleware, tokens=system.settings.api.tokens)
+    app.add_exception_handler(CsrfError, _csrf_error)
+    session.install(app, system)
     app.include_router(api.router)
     app.include_router(api_templates.router)
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
