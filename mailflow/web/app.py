@@ -19,6 +19,7 @@ from mailflow.store.models import OutboxMessage, Sale
 from mailflow.web import actions, api, api_templates, session
 from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
+from mailflow.web.seller import router as seller_router
 from mailflow.web.session import CsrfError
 
 
@@ -96,6 +97,7 @@ def create_app(system: System) -> FastAPI:
     app.include_router(api_templates.router)
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
     app.include_router(actions.router)
+    app.include_router(seller_router)
     app.mount("/static", StaticFiles(directory=system.templates / "web" / "static"), "static")
 
     @app.get("/", include_in_schema=False)

@@ -29,6 +29,8 @@ LOCALES = ("fr", "en")
 LINK_KEYS = ("seller_new_sale", "seller_deadline_reminder")
 TRANSITION_KEYS = frozenset(key for notices in notify.NOTICES.values() for _, key in notices)
 MESSAGE_KEYS = ("buyer_sale_cancelled", "support_sale_cancelled")
+LOGIN_KEY = "seller_login_link"
+LOGIN_URL = "https://market.example/seller/login/eyJzZWxsZXIiOjcsIm4iOiJxM2cifQ.Zx1a2b.Lk9-login"
 REFUSE_TEXT = {
     "fr": "Cliquez ici si l'article n'est plus disponible",
     "en": "Click here if the article is no longer available",
@@ -105,6 +107,8 @@ def sample_context(
     """A realistic context for ``key``, shaped as the sending code shapes it."""
     if key in POLICY_CASES:
         return policy_context(key, settings)
+    if key == LOGIN_KEY:
+        return login_context()
     settings = settings or PolicySettings()
     status, payment_state, reason, actor, channel = STATES[key]
     cancelled = status == "cancelled"
@@ -160,6 +164,15 @@ def sample_context(
     if key == "seller_sale_cancelled":
         context["rate"] = policy.rate_context(ctx, SALE_COUNTS)
     return context
+
+
+def login_context(valid_minutes: int = 15) -> dict[str, Any]:
+    """The sign-in email's context, as ``services.accounts.request_login_link`` builds it."""
+    return {
+        "seller": {"id": 7, "name": "Librairie Dupont", "email": "ventes@librairie-dupont.example"},
+        "login_url": LOGIN_URL,
+        "valid_minutes": valid_minutes,
+    }
 
 
 def percent(ratio: float, locale: str) -> str:
@@ -241,7 +254,8 @@ def test_both_locales_ship_the_same_keys_including_the_cancellation_flow() -> No
     tier_keys = {key for key in TIER_EMAILS.values() if key} | {REINSTATED_EMAIL}
     assert tier_keys <= set(KEYS), "a tier email of the policy has no template files"
     assert set(POLICY_CASES) == tier_keys
-    assert set(KEYS) <= set(STATES) | set(POLICY_CASES), "give the new key a sample context"
+    known = set(STATES) | set(POLICY_CASES) | {LOGIN_KEY}
+    assert set(KEYS) <= known, "give the new key a sample context"
 
 
 @pytest.mark.parametrize(("key", "locale"), CASES)
@@ -264,6 +278,8 @@ def test_renders_a_complete_email(renderer: Renderer, key: str, locale: str) -> 
         rate = sample_context(key)["rate"]
         for shown in (percent(rate["value"], locale), percent(rate["threshold"], locale)):
             assert shown in email.text and shown in email.html
+    elif key == LOGIN_KEY:
+        assert LOGIN_URL in email.text and LOGIN_URL in dict(parsed.anchors)
     else:
         assert AMOUNT[locale] in email.text
         assert AMOUNT[locale] in email.html
@@ -425,6 +441,25 @@ def test_withdrawal_says_refunded_or_released(renderer: Renderer, locale: str) -
     assert words[locale][1] in released.text and words[locale][0] not in released.text
 
 
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_login_link_says_where_it_leads_how_long_and_once(
+    renderer: Renderer, locale: str
+) -> None:
+    email = renderer.render(LOGIN_KEY, locale, login_context())
+    anchors = parse_html(email.html).anchors
+    assert LOGIN_URL in email.text and (LOGIN_URL, LOGIN_URL) in anchors
+    words = {
+        "fr": ("« Toutes les commandes »", "15 minutes", "une seule fois", "ignorez"),
+        "en": ("order list", "15 minutes", "only once", "ignore this email"),
+    }[locale]
+    for word in words:
+        assert word in email.text and word in email.html
+    assert "Toutes les commandes" in email.subject or locale == "en"
+
+    one = renderer.render(LOGIN_KEY, locale, login_context(valid_minutes=1))
+    assert "1 minute " in one.text and "1 minutes" not in one.text
+
+
 def test_dates_are_in_the_configured_time_zone(renderer: Renderer) -> None:
     # created 25/11 08:00 UTC + 48 h = 27/11 09:00 in Paris
     email = renderer.render(
@@ -436,7 +471,8 @@ def test_dates_are_in_the_configured_time_zone(renderer: Renderer) -> None:
 
 @pytest.mark.parametrize(("key", "locale"), CASES)
 def test_a_missing_variable_is_an_error(renderer: Renderer, key: str, locale: str) -> None:
-    group, field = ("seller", "name") if key in POLICY_CASES else ("sale", "title")
+    seller_only = key in POLICY_CASES or key == LOGIN_KEY
+    group, field = ("seller", "name") if seller_only else ("sale", "title")
     context = sample_context(key)
     del context[group]
     with pytest.raises(TemplateError):
