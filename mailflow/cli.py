@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import OperationalError
 
-from mailflow import __version__, cli_templates
+from mailflow import __version__, cli_admin, cli_templates
 from mailflow.bootstrap import System, build
 from mailflow.config import ConfigError, Loaded, load
 from mailflow.mail.inbox import list_messages
@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "withdraw":
             cmd.add_argument("--note", default="", help="customer service's note")
     cli_templates.add_parsers(sub, common)
+    cli_admin.add_parsers(sub, common)
     return parser
 
 
@@ -269,6 +270,7 @@ COMMANDS = {
     "inbox": _inbox,
     "sales": _sales,
     "templates": cli_templates.run,
+    "admin": cli_admin.run,
 }
 
 
@@ -289,3 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which stopped reading: not an error.
+        sys.stderr.close()
+        return 0

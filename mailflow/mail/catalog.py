@@ -256,7 +256,11 @@ KINDS: dict[str, EmailKind] = {
             "seller",
             "a seller asks for a login link to the order list",
             {"seller": "id, name, email", "login_url": "the signed link", "valid_minutes": "15"},
-            {"seller": dict(_SELLER), "login_url": _BASE + "login.sample", "valid_minutes": 15},
+            {
+                "seller": dict(_SELLER),
+                "login_url": "https://marketplace.example/seller/login/eyJzZWxsZXIiOjd9.sample",
+                "valid_minutes": 15,
+            },
             (Requirement("login_url", ("txt", "html")),),
         ),
     )

@@ -3,8 +3,12 @@
 Each of ``smtp.concurrency`` sender tasks keeps one connection open and reuses it. Temporary
 failures (4xx replies, dropped or refused connections, timeouts) are retried with exponential
 backoff (``retry_base_seconds`` doubling) until ``give_up_after_hours`` after the message was
-queued; permanent ones (5xx) go dead at once. Results are written back in batches. The
-worker sleeps until woken by a commit that queued mail, or until the next retry is due.
+queued; permanent ones (5xx) go dead at once. Rows are claimed in whole batches and results
+written back in batches (a transaction per ``FLUSH_LINGER_SECONDS`` or per claim batch of
+results, not per message). Store calls run in order on one thread of the worker's own: SQLite
+has one writer anyway, and a claim racing a result write from another thread only sleeps in
+the busy handler. The worker sleeps until woken by a commit that queued mail, or until the
+next retry is due.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import aiosmtplib
 
@@ -23,6 +30,9 @@ from mailflow.mail.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Resul
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 5.0
+FLUSH_LINGER_SECONDS = 0.02
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class DeliveryWorker:
         self._results: list[Result] = []
         self._results_ready: asyncio.Event | None = None
         self._inflight: set[int] = set()
+        self._db: ThreadPoolExecutor | None = None
         self._stopping = False
         self.sent_count = 0
 
@@ -81,6 +92,7 @@ class DeliveryWorker:
         self._results_ready = asyncio.Event()
         self._stopping = False
         self._queue = asyncio.Queue(maxsize=self.concurrency * 2)
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-store")
         stop = stop or asyncio.Event()
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
         flusher = asyncio.create_task(self._flusher())
@@ -97,7 +109,8 @@ class DeliveryWorker:
             self._stopping = True
             self._results_ready.set()
             await flusher
-            await asyncio.to_thread(self.store.release, leftover)
+            await self._store(self.store.release, leftover)
+            self._db.shutdown(wait=False)
             self._loop = None
 
     async def _claim_loop(self, stop: asyncio.Event, until_idle: bool) -> None:
@@ -105,8 +118,9 @@ class DeliveryWorker:
         batch = self.concurrency * 2
         while not stop.is_set():
             self._wake.clear()
-            room = batch - len(self._inflight)
-            claimed = await asyncio.to_thread(self.store.claim, room, self.clock()) if room else []
+            # Whole batches, not the room left: the queue's bound is the back-pressure, and a
+            # row sent but not yet recorded keeps its lease, so it need not hold room back.
+            claimed = await self._store(self.store.claim, batch, self.clock())
             for item in claimed:
                 self._inflight.add(item.id)
                 await self._queue.put(item)
@@ -119,7 +133,7 @@ class DeliveryWorker:
             await self._sleep(stop)
 
     async def _nothing_due(self) -> bool:
-        next_due = await asyncio.to_thread(self.store.next_due)
+        next_due = await self._store(self.store.next_due)
         return next_due is None or next_due > self.clock()
 
     async def _sleep(self, stop: asyncio.Event) -> None:
@@ -128,7 +142,7 @@ class DeliveryWorker:
         if self._inflight:
             timeout = min(timeout, 0.05)
         else:
-            next_due = await asyncio.to_thread(self.store.next_due)
+            next_due = await self._store(self.store.next_due)
             if next_due is not None:
                 # Wake for the next retry (or expired lease) rather than a whole poll later.
                 timeout = max(0.01, min(timeout, (next_due - self.clock()).total_seconds()))
@@ -138,6 +152,11 @@ class DeliveryWorker:
         finally:
             for task in waits:
                 task.cancel()
+
+    async def _store(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call on the worker's store thread (one at a time, in order)."""
+        assert self._loop is not None and self._db is not None
+        return await self._loop.run_in_executor(self._db, fn, *args)
 
     def _drain_queue(self) -> list[Claimed]:
         assert self._queue is not None
@@ -249,6 +268,8 @@ class DeliveryWorker:
         while not self._stopping:
             await self._results_ready.wait()
             self._results_ready.clear()
+            if len(self._results) < self.concurrency * 2 and not self._stopping:
+                await asyncio.sleep(FLUSH_LINGER_SECONDS)  # let a batch of results gather
             await self._flush()
         await self._flush()
 
@@ -256,7 +277,7 @@ class DeliveryWorker:
         if not self._results:
             return
         batch, self._results = self._results, []
-        await asyncio.to_thread(self.store.record, batch, self.clock())
+        await self._store(self.store.record, batch, self.clock())
         for result in batch:
             self._inflight.discard(result.id)
             if result.status == SENT:

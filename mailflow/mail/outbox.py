@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from mailflow.clock import Clock
@@ -154,15 +154,28 @@ class OutboxStore:
         A worker whose lease ran out may report late, after another worker claimed the row
         again and delivered it; such a stale result is dropped rather than undoing that.
         """
+        results = list(results)
+        sent = [{"b_id": r.id, "b_lease": r.lease_until} for r in results if r.status == SENT]
         with self.db.transaction() as session:
+            if sent:
+                # The common case, one statement for the whole batch (an executemany).
+                session.execute(
+                    update(_table)
+                    .where(
+                        _c.id == bindparam("b_id"),
+                        _c.status == QUEUED,
+                        _c.lease_until == bindparam("b_lease"),
+                    )
+                    .values(status=SENT, sent_at=now, lease_until=None, last_error=None),
+                    sent,
+                )
             for r in results:
-                values: dict[str, Any] = {"status": r.status, "lease_until": None}
                 if r.status == SENT:
-                    values.update(sent_at=now, last_error=None)
-                else:
-                    values["last_error"] = (r.error or "")[:2000]
-                    if r.next_attempt_at is not None:
-                        values["next_attempt_at"] = r.next_attempt_at
+                    continue
+                values: dict[str, Any] = {"status": r.status, "lease_until": None}
+                values["last_error"] = (r.error or "")[:2000]
+                if r.next_attempt_at is not None:
+                    values["next_attempt_at"] = r.next_attempt_at
                 session.execute(
                     update(_table)
                     .where(

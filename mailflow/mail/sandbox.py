@@ -11,12 +11,16 @@ tries to build a 10**9-character string gets a clear error; the process carries 
 from __future__ import annotations
 
 import operator
+import re
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import jinja2
+from jinja2 import filters as jinja_filters
+from jinja2 import nodes, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_RENDER_SECONDS = 2.0
@@ -40,13 +44,103 @@ class _Budget(threading.local):
             raise RenderLimitExceeded(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
 
 
+# A width or precision this long in a format spec ("%050000000d", "{:>50000000}") is refused.
+_WIDE_FORMAT = re.compile(r"(?:%[-#0 +]*|\{[^{}]*:[^{}]*?)(\d{6,})")
+
+
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+class _BoundedCodegen(CodeGenerator):
+    """Compiles ``a ~ b`` through the sandbox, which checks the joined size first."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            func_name = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            func_name = "markup_join"
+        else:
+            func_name = "str_join"
+        self.write(f"environment.bounded_concat({func_name}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class LimitedSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "+"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _BoundedCodegen
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.budget = _Budget()
         self.globals["range"] = self._range
+        self.globals["lipsum"] = self._lipsum
+        for name in ("center", "indent", "wordwrap", "truncate", "format"):
+            self.filters[name] = self._bounded_filter(self.filters[name])
+        self.filters["join"] = self._join
+        self.filters["replace"] = self._replace
+
+    def _too_big(self, size: int) -> None:
+        if size > self.budget.max_chars:
+            raise RenderLimitExceeded(
+                f"a value of {size} characters is over the limit of {self.budget.max_chars}"
+            )
+
+    def _bounded_filter(self, function: Any) -> Any:
+        """A filter refusing width arguments or format strings that would blow the size up."""
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            values = [*args, *kwargs.values()]
+            if any(isinstance(v, int) and v > self.budget.max_chars for v in values) or any(
+                isinstance(v, str) and _WIDE_FORMAT.search(v) for v in values
+            ):
+                raise RenderLimitExceeded("a width that large is over the size limit")
+            return function(*args, **kwargs)
+
+        for marker in ("jinja_pass_arg",):
+            if hasattr(function, marker):
+                setattr(bounded, marker, getattr(function, marker))
+        return bounded
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """``str.format`` / ``format_map``, refusing widths that would blow the size up."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None or not _WIDE_FORMAT.search(value.__self__):
+            return wrapped
+
+        def refused(*args: Any, **kwargs: Any) -> str:
+            raise RenderLimitExceeded("a format width of 100000 or more is over the size limit")
+
+        return refused
+
+    def bounded_concat(self, join: Any, items: tuple[Any, ...]) -> Any:
+        self.budget.check_time()
+        self._too_big(sum(len(str(item)) for item in items))
+        return join(items)
+
+    def _lipsum(self, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:
+        if n > 10 or max > 200 or min > max:
+            raise RenderLimitExceeded("lipsum() is limited to 10 paragraphs of 200 words")
+        from jinja2.utils import generate_lorem_ipsum
+
+        return generate_lorem_ipsum(n, html, min, max)
+
+    @pass_eval_context
+    def _join(self, eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        items = list(value)
+        self._too_big(sum(len(str(i)) for i in items) + len(str(d)) * max(len(items) - 1, 0))
+        return jinja_filters.do_join(eval_ctx, items, d, attribute)
+
+    @pass_eval_context
+    def _replace(self, eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> Any:
+        text, old_s, new_s = str(s), str(old), str(new)
+        hits = text.count(old_s) if old_s else len(text) + 1
+        if count is not None:
+            hits = min(hits, int(count))
+        self._too_big(len(text) + hits * max(len(new_s) - len(old_s), 0))
+        return jinja_filters.do_replace(eval_ctx, s, old, new, count)
 
     def _range(self, *args: int) -> Iterator[int]:
         values = range(*args)
@@ -78,13 +172,28 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             ):
                 raise RenderLimitExceeded(f"a value over the limit of {limit} items")
             return operator.add(left, right)
-        # "**": refuse exponents that make huge integers.
-        if isinstance(right, int) and isinstance(left, int) and abs(right) > 64:
-            raise RenderLimitExceeded("exponents above 64 are not allowed")
+        if operator_ == "%":
+            if isinstance(left, str) and _WIDE_FORMAT.search(left):
+                raise RenderLimitExceeded("a format width of 100000 or more is over the size limit")
+            return operator.mod(left, right)
+        # "**": refuse powers whose result would be a huge integer.
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            self._too_big(right * max(abs(left).bit_length(), 1) // 3)
         return operator.pow(left, right)
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         self.budget.check_time()
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        wide = isinstance(owner, str) and (
+            (name in ("format", "format_map") and _WIDE_FORMAT.search(owner) is not None)
+            or (
+                name in _PADDING
+                and any(isinstance(a, int) and a > self.budget.max_chars for a in args)
+            )
+        )
+        if wide:
+            raise RenderLimitExceeded(f"str.{name} with a width that large is over the size limit")
         return super().call(__context, __obj, *args, **kwargs)
 
 

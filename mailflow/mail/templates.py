@@ -8,6 +8,7 @@ serves sending, previewing and test sends, so a preview is what will be sent.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from mailflow import i18n
 from mailflow.mail import formatting
 from mailflow.mail.compose import one_line
 from mailflow.mail.sandbox import LimitedSandbox, RenderLimitExceeded, render_bounded
+
+log = logging.getLogger(__name__)
 
 PARTS = ("subject", "txt", "html")
 PART_NAMES = {"subject": "subject", "txt": "text", "html": "html"}
@@ -177,7 +180,20 @@ class Renderer:
         """Render for sending or preview. ``source`` renders a given (draft) version instead
         of the published one; any admin version renders in the sandbox."""
         if source is None and self.overrides is not None:
-            source = self.overrides.published(key, locale)
+            published = self.overrides.published(key, locale)
+            if published is not None:
+                try:
+                    return self.render(key, locale, context, source=published)
+                except TemplateError as exc:
+                    # A published version that fails on real data must not block the state
+                    # change it reports: send the shipped template and tell the logs.
+                    log.error(
+                        "published %s/%s v%s failed (%s); sending the shipped template",
+                        key,
+                        locale,
+                        published.version,
+                        exc,
+                    )
         values = {**context, "locale": locale}
         parts = {part: self._part(key, locale, part, values, source) for part in PARTS}
         html = parts["html"]

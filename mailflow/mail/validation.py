@@ -10,6 +10,7 @@ HTML that does not parse (an element closed that was never opened, or left open)
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -33,6 +34,7 @@ VOID = frozenset(
 # Elements a browser closes by itself (HTML's optional end tags).
 SELF_CLOSING = frozenset({"p", "li", "td", "th", "tr", "tbody", "thead", "option", "dt", "dd"})
 MAX_PART_CHARS = 200_000
+_COMMENTS = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,21 @@ def validate(
         if not text.strip():
             problems.append(Problem(label, None, "must not be empty"))
             continue
+        bad = next((c for c in text if ord(c) < 32 and c not in "\n\r\t"), None)
+        if bad is not None:
+            line = text[: text.index(bad)].count("\n") + 1
+            problems.append(Problem(label, line, f"control character U+{ord(bad):04X}"))
+            continue
         try:
             parsed[part] = renderer.sandbox.parse(text, source_name(kind.key, locale, part))
         except jinja2.TemplateSyntaxError as exc:
             problems.append(Problem(label, exc.lineno, f"syntax error: {exc.message}"))
     for part, tree in parsed.items():
-        problems += _unknown_names(kind, PART_NAMES[part], tree)
+        try:
+            problems += _unknown_names(kind, PART_NAMES[part], tree)
+        except jinja2.TemplateError as exc:  # e.g. "No filter named 'shout'"
+            line = getattr(exc, "lineno", None)
+            problems.append(Problem(PART_NAMES[part], line, str(exc.message or exc)))
     if problems:
         order = list(PART_NAMES.values())
         return sorted(problems, key=lambda p: (order.index(p.part), p.line or 0))
@@ -75,7 +86,8 @@ def validate(
     except TemplateError as exc:
         part = PART_NAMES.get(exc.part or "", exc.part or "template")
         return [Problem(part, exc.line, exc.message)]
-    outputs = {"txt": rendered.text, "html": rendered.html}
+    # What the reader sees: HTML comments do not count as showing anything.
+    outputs = {"txt": rendered.text, "html": _COMMENTS.sub("", rendered.html)}
     context = kind.sample_context()
     for requirement in kind.requires:
         value = requirement.sample_value(context)

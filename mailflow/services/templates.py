@@ -18,7 +18,7 @@ from sqlmodel import Session
 from mailflow.mail import catalog
 from mailflow.mail.formatting import SUPPORTED_LOCALES
 from mailflow.mail.outbox import Recipient
-from mailflow.mail.templates import TemplateError, TemplateSource
+from mailflow.mail.templates import PART_NAMES, TemplateError, TemplateSource
 from mailflow.mail.validation import Problem, validate
 from mailflow.services import notify
 from mailflow.services.context import ServiceContext
@@ -281,7 +281,8 @@ def preview(
     try:
         rendered = ctx.renderer.render(key, locale, context, source=source)
     except TemplateError as exc:
-        raise TemplateInvalid([Problem(exc.part or "template", exc.line, exc.message)]) from exc
+        part = PART_NAMES.get(exc.part or "", exc.part or "template")
+        raise TemplateInvalid([Problem(part, exc.line, exc.message)]) from exc
     return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
 
 
@@ -289,8 +290,15 @@ def test_send(
     ctx: ServiceContext, key: str, locale: str, to: str, *, sale_id: int | None = None
 ) -> int:
     """Queue the live version of ``key`` to ``to`` with the sample (or a sale's) context."""
-    _kind(key, locale)
+    kind = _kind(key, locale)
     context = _context(ctx, key, sale_id)
+    if "links" in context:
+        # A test send goes to anyone: never with a real sale's working action links.
+        sample_links = kind.sample_context().get("links")
+        if sample_links is None:
+            del context["links"]
+        else:
+            context["links"] = sample_links
     with ctx.db.transaction() as session:
         row = ctx.outbox.queue(session, key, Recipient("", to, locale), context)
         session.flush()

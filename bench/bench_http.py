@@ -1,0 +1,511 @@
+"""HTTP intake and click: ``POST /api/v1/orders`` and ``POST /s/<token>`` vs a bare route.
+
+    python bench/bench_http.py [--db sqlite,postgres] [--requests 2000] [--bare-requests 5000]
+                               [--concurrency 16] [--client auto|wrk|httpx]
+
+One uvicorn process (a subprocess: the load client never shares its GIL) serves the real app
+of ``mailflow.web.app.create_app`` with one more route added by this bench,
+``POST /bare`` answering ``{"ok": true}`` from a plain ``def`` (run in the threadpool, as the
+order and click endpoints are). Same app, same middleware, same server, same client, same
+connection count. The server runs as ``runner.serve`` configures uvicorn (asyncio loop,
+``lifespan="off"``, no access log), without the delivery worker and sweeper.
+
+The load client is ``wrk`` (C, one thread, ``--concurrency`` keep-alive connections; a Lua
+script sends a fixed number of requests, a distinct order or link in each) when it is
+installed (``apt-get install wrk``), else an ``httpx2.AsyncClient`` in a separate process.
+Both print which was used, and the client's own CPU time, to show it is not the bottleneck.
+
+Per database (SQLite file; PostgreSQL in a database made for the run and dropped after), in
+this order: warm-up; bare; orders (each one item, from 50 sellers, a new buyer each 10); bare;
+clicks (``POST /s/<refuse token>`` with the confirmation page's form, ``reason=out_of_stock``,
+on as many distinct pending sales, those made by the orders phase); bare. Each ratio uses the
+mean of the two bare runs around it. Checked after each phase: every answer 2xx, as many
+orders in the database as requests, as many sales refused as clicks.
+
+Goals (issue 7): orders ≥ 0.15 × bare; clicks ≥ 0.3 × bare with p99 < 50 ms at 16 clients.
+Also printed: the server's CPU per request (``/proc``), which moves much less than wall-clock
+rates when other work shares the machine, and its ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SECRET = "bench-secret-" + "k" * 40
+API_TOKEN = "bench-token-" + "x" * 24
+PG_ADMIN_URL = os.environ.get(
+    "MAILFLOW_TEST_PG_URL", "postgresql+psycopg://mailflow:mailflow@127.0.0.1/postgres"
+)
+SELLERS = 50
+GOAL_ORDERS = 0.15
+GOAL_CLICKS = 0.3
+GOAL_P99_MS = 50.0
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def settings_for(db_url: str, port: int) -> Any:
+    from mailflow.config import Settings
+
+    return Settings.model_validate(
+        {
+            "server": {"base_url": f"http://127.0.0.1:{port}", "host": "127.0.0.1", "port": port},
+            "database": {"url": db_url},
+            # Relay mode pointed at a closed port: nothing here delivers, mail stays queued.
+            "smtp": {"mode": "relay", "host": "127.0.0.1", "port": 9},
+            "security": {"secret_keys": [SECRET]},
+            "api": {"tokens": [API_TOKEN]},
+        }
+    )
+
+
+# -- the server (``bench_http.py --serve URL PORT``, a subprocess) -----------------------------
+
+
+def serve(db_url: str, port: int) -> None:
+    import uvicorn
+
+    from mailflow.bootstrap import build
+    from mailflow.web.app import create_app
+
+    app = create_app(build(settings_for(db_url, port)))
+    app.add_api_route("/bare", lambda: {"ok": True}, methods=["POST"])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+    )
+    uvicorn.Server(config).run()
+
+
+# -- load clients ------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    label: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    failures: int
+    client_cpu: float
+    server_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"  {self.label:<8} {self.requests:>6} req in {self.seconds:6.2f} s = "
+            f"{self.rate:7.0f} req/s   p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:6.1f} ms   "
+            f"server CPU {self.server_cpu * 1000 / self.requests:5.2f} ms/req   "
+            f"client CPU {self.client_cpu * 1000 / self.requests:5.2f} ms/req"
+            + (f"   FAILED {self.failures}" if self.failures else "")
+        )
+
+
+_WRK_SCRIPT = r"""
+local limit = %(limit)d
+local kind = "%(kind)s"
+local bodies_prefix = "%(prefix)s"
+local token = "%(token)s"
+local paths = {}
+local counter = 0
+local answered = 0
+failures = 0
+local threads = {}
+
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  if kind == "click" then
+    for line in io.lines("%(paths)s") do table.insert(paths, line) end
+  end
+end
+
+function request()
+  counter = counter + 1
+  if kind == "bare" then
+    return wrk.format("POST", "/bare", {["Content-Length"] = "0"}, "")
+  elseif kind == "order" then
+    local n = counter
+    local buyer = math.floor(n / 10)
+    local body = string.format(
+      '{"external_id":"%%s-%%d","buyer":{"email":"b%%s%%d@buyers.example",' ..
+      '"name":"Buyer %%d","locale":"fr"},"items":[{"seller_id":%%d,"sku":"%%s-%%d",' ..
+      '"title":"Article %%d","quantity":1,"unit_price":"12.50"}]}',
+      bodies_prefix, n, bodies_prefix, buyer, buyer, 1 + n %% %(sellers)d,
+      bodies_prefix, n, n)
+    return wrk.format("POST", "/api/v1/orders", {
+      ["Content-Type"] = "application/json",
+      ["Authorization"] = "Bearer " .. token}, body)
+  else
+    local path = paths[((counter - 1) %% #paths) + 1]
+    return wrk.format("POST", path, {
+      ["Content-Type"] = "application/x-www-form-urlencoded"}, "reason=out_of_stock")
+  end
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if status >= 300 then failures = failures + 1 end
+  if answered >= limit then wrk.thread:stop() end
+end
+
+function done(summary, latency, requests)
+  local failed = 0
+  for _, t in ipairs(threads) do failed = failed + t:get("failures") end
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    failed + e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def run_wrk(
+    base: str, kind: str, limit: int, concurrency: int, prefix: str, paths: Path | None
+) -> tuple[int, float, float, float, int]:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        _WRK_SCRIPT
+        % {
+            "limit": limit,
+            "kind": kind,
+            "prefix": prefix,
+            "token": API_TOKEN,
+            "paths": paths or "",
+            "sellers": SELLERS,
+        }
+    )
+    try:
+        proc = subprocess.Popen(
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                "-d600s",
+                "--timeout",
+                "60s",
+                "-s",
+                str(script),
+                base,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        out, _ = proc.communicate()
+    finally:
+        script.unlink()
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed:\n{out}")
+    requests, duration_us, p50, p99, failures = (int(v) for v in line.split()[1:])
+    return requests, duration_us / 1e6, p50 / 1000, p99 / 1000, failures
+
+
+def _children_cpu() -> float:
+    """CPU time of the finished children (the load client), from the kernel's accounting."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _httpx_load(spec: dict[str, Any]) -> None:
+    import httpx2
+
+    kind, limit, prefix = spec["kind"], spec["limit"], spec["prefix"]
+    paths = Path(spec["paths"]).read_text().split() if spec["paths"] else []
+    latencies: list[float] = []
+    failures = 0
+    counter = 0
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    limits = httpx2.Limits(max_connections=spec["concurrency"])
+    async with httpx2.AsyncClient(base_url=spec["base"], limits=limits, timeout=60) as client:
+
+        async def one() -> None:
+            nonlocal counter, failures
+            while counter < limit:
+                counter += 1
+                n = counter
+                t0 = time.perf_counter()
+                if kind == "bare":
+                    r = await client.post("/bare")
+                elif kind == "order":
+                    r = await client.post(
+                        "/api/v1/orders", json=order_body(prefix, n), headers=headers
+                    )
+                else:
+                    r = await client.post(
+                        paths[(n - 1) % len(paths)], data={"reason": "out_of_stock"}
+                    )
+                latencies.append(time.perf_counter() - t0)
+                failures += r.status_code >= 300
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(spec["concurrency"])))
+        seconds = time.perf_counter() - t0
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(f"RESULT {len(latencies)} {seconds} {p50} {p99} {failures}", flush=True)
+
+
+def order_body(prefix: str, n: int) -> dict[str, Any]:
+    buyer = n // 10
+    return {
+        "external_id": f"{prefix}-{n}",
+        "buyer": {"email": f"b{prefix}{buyer}@buyers.example", "name": f"Buyer {buyer}"},
+        "items": [
+            {
+                "seller_id": 1 + n % SELLERS,
+                "sku": f"{prefix}-{n}",
+                "title": f"Article {n}",
+                "quantity": 1,
+                "unit_price": "12.50",
+            }
+        ],
+    }
+
+
+def run_httpx(
+    base: str, kind: str, limit: int, concurrency: int, prefix: str, paths: Path | None
+) -> tuple[int, float, float, float, int]:
+    spec = json.dumps(
+        {
+            "base": base,
+            "kind": kind,
+            "limit": limit,
+            "concurrency": concurrency,
+            "prefix": prefix,
+            "paths": str(paths) if paths else "",
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "--load-httpx", spec],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    n, seconds, p50, p99, failures = line.split()[1:]
+    return int(n), float(seconds), float(p50), float(p99), int(failures)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_of(pid: int) -> float:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@contextlib.contextmanager
+def database(kind: str, work: Path) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from mailflow.store import migrate
+    from mailflow.store.database import Database
+
+    if kind == "sqlite":
+        url = f"sqlite:///{work / 'bench.db'}"
+        db = Database.from_url(url)
+        migrate.upgrade(db.engine)
+        db.dispose()
+        yield url
+        return
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"mailflow_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> dict[str, Phase]:
+    from sqlalchemy import func, select
+
+    from mailflow.bootstrap import build
+    from mailflow.schemas import SellerIn
+    from mailflow.services import sellers
+    from mailflow.store.models import Order, Sale
+
+    load = run_wrk if client == "wrk" else run_httpx
+    with database(kind, work) as url:
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        system = build(settings_for(url, port))
+        for i in range(SELLERS):
+            sellers.create_seller(
+                system.services,
+                SellerIn(name=f"Seller {i}", email=f"seller{i}@sellers.example", locale="fr"),
+            )
+        server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port)])
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise SystemExit("the server did not start") from None
+                    time.sleep(0.1)
+
+            def phase(label: str, kind_: str, n: int, paths: Path | None = None) -> Phase:
+                prefix = f"{label}{secrets.token_hex(3)}"
+                cpu0, client0 = _cpu_of(server.pid), _children_cpu()
+                requests, seconds, p50, p99, failures = load(
+                    base, kind_, n, args.concurrency, prefix, paths
+                )
+                server_cpu = _cpu_of(server.pid) - cpu0
+                client_cpu = _children_cpu() - client0
+                result = Phase(label, requests, seconds, p50, p99, failures, client_cpu, server_cpu)
+                if label != "warm-up":
+                    print(result.line(), flush=True)
+                return result
+
+            phase("warm-up", "bare", 500)
+            phase("warm-up", "order", 200)
+            with system.db.read() as session:
+                orders_before = session.execute(select(func.count()).select_from(Order)).scalar()
+            results = {"bare1": phase("bare", "bare", args.bare_requests)}
+            results["orders"] = phase("orders", "order", args.requests)
+            with system.db.read() as session:
+                made = session.execute(select(func.count()).select_from(Order)).scalar_one()
+                pending = (
+                    session.execute(
+                        select(Sale.id).where(Sale.status == "pending").order_by(Sale.id.desc())
+                    )
+                    .scalars()
+                    .all()
+                )
+            if made - (orders_before or 0) != results["orders"].requests:
+                raise SystemExit(f"{made - (orders_before or 0)} orders made, expected more")
+            results["bare2"] = phase("bare", "bare", args.bare_requests)
+            # One distinct pending sale per click (wrk may send up to --concurrency more
+            # requests than it waits for: they are the sales after the first --requests).
+            links = work / f"links-{kind}.txt"
+            links.write_text(
+                "\n".join(f"/s/{system.signer.sale_token(s, 'refuse')}" for s in pending) + "\n"
+            )
+            clicks = min(args.requests, len(pending) - args.concurrency)
+            with system.db.read() as session:
+                refused0 = session.execute(
+                    select(func.count()).select_from(Sale).where(Sale.status == "refused")
+                ).scalar_one()
+            results["clicks"] = phase("clicks", "click", clicks, links)
+            with system.db.read() as session:
+                refused = session.execute(
+                    select(func.count()).select_from(Sale).where(Sale.status == "refused")
+                ).scalar_one()
+            if refused - refused0 < results["clicks"].requests:
+                raise SystemExit(f"{refused - refused0} sales refused for {clicks} clicks")
+            results["bare3"] = phase("bare", "bare", args.bare_requests)
+        finally:
+            server.terminate()
+            server.wait(30)
+            system.close()
+    for label, result in results.items():
+        if result.failures:
+            raise SystemExit(f"{kind} {label}: {result.failures} failed requests")
+    return results
+
+
+def summary(kind: str, r: dict[str, Phase], concurrency: int) -> list[str]:
+    bare_o = statistics.mean([r["bare1"].rate, r["bare2"].rate])
+    bare_c = statistics.mean([r["bare2"].rate, r["bare3"].rate])
+    cpu_bare = statistics.mean(p.server_cpu / p.requests for k, p in r.items() if "bare" in k)
+    o, c = r["orders"], r["clicks"]
+    ratio_o, ratio_c = o.rate / bare_o, c.rate / bare_c
+    cpu_o = cpu_bare / (o.server_cpu / o.requests)
+    cpu_c = cpu_bare / (c.server_cpu / c.requests)
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    return [
+        f"{kind}:",
+        f"  orders / bare = {o.rate:.0f} / {bare_o:.0f} = {ratio_o:.3f}   "
+        f"(goal ≥ {GOAL_ORDERS}: {mark(ratio_o >= GOAL_ORDERS)}; server-CPU ratio {cpu_o:.3f})",
+        f"  clicks / bare = {c.rate:.0f} / {bare_c:.0f} = {ratio_c:.3f}   "
+        f"(goal ≥ {GOAL_CLICKS}: {mark(ratio_c >= GOAL_CLICKS)}; server-CPU ratio {cpu_c:.3f})",
+        f"  clicks at {concurrency} clients: p50 {c.p50_ms:.1f} ms, p99 {c.p99_ms:.1f} ms   "
+        f"(goal p99 < {GOAL_P99_MS:.0f} ms: {mark(c.p99_ms < GOAL_P99_MS)})",
+    ]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--load-httpx":
+        asyncio.run(_httpx_load(json.loads(sys.argv[2])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument("--requests", type=int, default=2000, help="orders, then clicks")
+    parser.add_argument("--bare-requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    args = parser.parse_args()
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "httpx"
+    print(
+        f"bench_http: python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; client {client}"
+        + (" (wrk -t1)" if client == "wrk" else " (httpx2.AsyncClient, own process)")
+        + f", {args.concurrency} connections; one uvicorn process (h11, asyncio)",
+        flush=True,
+    )
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        for kind in [k.strip() for k in args.db.split(",") if k.strip()]:
+            print(f"{kind}:", flush=True)
+            results = bench_one(kind, args, client, Path(tmp))
+            lines += summary(kind, results, args.concurrency)
+    print(f"summary (load average {os.getloadavg()[0]:.1f}):")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
