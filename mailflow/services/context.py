@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from mailflow.clock import Clock
 from mailflow.config import PolicySettings
@@ -12,6 +13,14 @@ from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
 from mailflow.store.database import Database
+
+
+@dataclass
+class SweepMemory:
+    """Where this process's last policy sweep left the window (for incremental sweeps)."""
+
+    window_since: datetime | None = None
+    incremental_sweeps: int = 0
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class ServiceContext:
     payments: PaymentGateway
     renderer: Renderer
     overrides: OverrideStore
+    sweep_memory: SweepMemory = field(default_factory=lambda: SweepMemory())
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

@@ -125,12 +125,50 @@ def evaluate(ctx: ServiceContext, session: Session, seller_id: int) -> Standing 
     return after
 
 
-def evaluate_all(ctx: ServiceContext) -> int:
-    """Evaluate every seller (the sweeper); returns how many changed tier."""
+# An incremental sweep trusts that every event re-evaluated its seller when it happened; a
+# full recount this often repairs anything a lost race left behind.
+FULL_SWEEP_EVERY = 60
+
+
+def counts_of_candidates(
+    session: Session, since: datetime, slid_from: datetime
+) -> dict[int, Counts]:
+    """Counts of the sellers a sweep must look at: those out of ``ok`` and those whose window
+    lost sales since ``slid_from`` (the rate of anyone else only moves through events)."""
+    slid = select(Sale.seller_id).where(Sale.created_at >= slid_from, Sale.created_at < since)
+    out_of_ok = select(Seller.id).where(Seller.tier != Tier.OK.value)
+    rows = session.execute(
+        select(Sale.seller_id, *_count_columns())
+        .where(Sale.created_at >= since, Sale.seller_id.in_(slid.union(out_of_ok)))
+        .group_by(Sale.seller_id)
+    ).all()
+    return {row[0]: Counts(*row[1:]) for row in rows}
+
+
+def evaluate_all(ctx: ServiceContext, *, full: bool = False) -> int:
+    """Evaluate every seller (the sweeper); returns how many changed tier.
+
+    The first sweep of a process, and every ``FULL_SWEEP_EVERY``-th, recounts every seller in
+    one grouped query; the others count only the sellers whose rate could have moved without
+    an event: those out of ``ok`` (grace and suspensions run out) and those whose window lost
+    sales as it slid.
+    """
     now = ctx.clock()
     rules = rules_of(ctx.policy)
+    since = window_start(ctx.policy, now)
+    memory = ctx.sweep_memory
+    incremental = (
+        not full
+        and memory.window_since is not None
+        and memory.window_since <= since
+        and memory.incremental_sweeps < FULL_SWEEP_EVERY
+    )
     with ctx.db.read() as session:
-        counts = counts_all(session, window_start(ctx.policy, now))
+        if incremental:
+            assert memory.window_since is not None
+            counts = counts_of_candidates(session, since, memory.window_since)
+        else:
+            counts = counts_all(session, since)
         # Only sellers out of ok need their stored standing: for a seller in ok, decide()
         # gives the same verdict whatever its tier_since (and no list of every seller id
         # goes to the database as parameters).
@@ -142,6 +180,8 @@ def evaluate_all(ctx: ServiceContext) -> int:
                 )
             )
         }
+    memory.window_since = since
+    memory.incremental_sweeps = memory.incremental_sweeps + 1 if incremental else 0
     ok = Standing()
     due = [
         seller_id
