@@ -248,9 +248,11 @@ def _sellers(args: argparse.Namespace) -> int:
     try:
         rows = policy.stats_all(system.services, over_only=args.over)
         threshold = system.settings.policy.threshold
+        count_refusals = system.settings.policy.count_refusals
     finally:
         system.close()
-    print(f"threshold {percent(threshold, 'en')}; rate = cancelled / counted sales in the window")
+    against = "cancelled + refused/expired" if count_refusals else "cancelled"
+    print(f"threshold {percent(threshold, 'en')}; rate = {against} / counted sales in the window")
     print(f"{'id':>6}  {'seller':<30} {'rate':>7} {'tier':<10} {'counted':>7} {'cancelled':>9}")
     for row in rows:
         print(

@@ -528,6 +528,54 @@ CATALOG: dict[str, dict[str, str]] = {
         "seller.chart.few": "Fewer than {min} counted sales",
         "seller.chart.point": "{when}: {rate} ({count} sales counted)",
         "seller.chart.data": "See the values day by day",
+        # The admin console (English only: console pages render in "en").
+        "admin.nav.templates": "Templates",
+        "admin.nav.sellers": "Sellers",
+        "admin.nav.sales": "Sales",
+        "admin.nav.outbox": "Outbox",
+        "admin.nav.inbox": "Inbox",
+        "admin.nav.logout": "Sign out",
+        "admin.login.title": "Sign in to the mailflow console",
+        "admin.login.failed": "Wrong email or password.",
+        "admin.login.limited": "Too many sign-in attempts: wait a few minutes and try again.",
+        "admin.login.welcome": "Signed in as {email} ({role}).",
+        "admin.logout.done": "Signed out.",
+        "admin.forbidden.title": "Not allowed",
+        "admin.forbidden.templates": (
+            "Templates are edited by admins; your role is {role}. Ask an admin to change one."
+        ),
+        "admin.notfound.title": "Not found",
+        "admin.invalid.title": "Bad request",
+        "admin.templates.saved": (
+            "Draft version {version} saved. No email uses it until it is published."
+        ),
+        "admin.templates.unchanged": "No changes to version {version}: nothing was saved.",
+        "admin.templates.published": (
+            "Version {version}{shipped} published: the next {email_key} emails in "
+            "{email_locale} use it."
+        ),
+        "admin.templates.rolled_back": (
+            "Rolled back to version {version}{shipped}: the next {email_key} emails in "
+            "{email_locale} use it."
+        ),
+        "admin.templates.shipped_note": " (the shipped default)",
+        "admin.templates.not_published": "Version {version} was not published: {problems}",
+        "admin.templates.bad_version": "Choose a version to publish.",
+        "admin.templates.bad_sale": "“{value}” is not a sale number.",
+        "admin.templates.bad_address": "“{value}” is not an email address.",
+        "admin.templates.test_sent": "Test email queued to {to} (outbox message #{id}).",
+        "admin.templates.not_sent": "The test email could not be rendered: {error}",
+        "admin.sale.title": "Sale #{id}",
+        "admin.withdraw.done": (
+            "The buyer's withdrawal is recorded: the buyer is refunded (or not charged) and "
+            "told by email. It does not count in the seller's rate."
+        ),
+        "admin.withdraw.already": "The sale was already withdrawn: nothing was sent again.",
+        "admin.withdraw.impossible": "No withdrawal recorded: {problem}.",
+        "admin.withdraw.bad_note": "No withdrawal recorded: the note {problem}.",
+        "admin.outbox.message": "Outbox message #{id}",
+        "admin.outbox.retried": "Message #{id} is queued again and will be delivered shortly.",
+        "admin.inbox.message": "Inbox message #{id}",
     },
 }
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from mailflow.config import PolicySettings
-from mailflow.domain.policy import Counts, Rules, Standing, Tier, decide
+from mailflow.domain.policy import Counts, Rules, Standing, Tier, decide, tier_for
 from mailflow.domain.sales import SaleStatus
 from mailflow.mail.outbox import Recipient
 from mailflow.services.context import ServiceContext
@@ -75,7 +75,7 @@ def rate_context(ctx: ServiceContext, counts: Counts) -> dict[str, Any]:
     return {
         "value": counts.rate(policy.count_refusals),
         "threshold": policy.threshold,
-        "warning_at": policy.threshold * policy.warning_ratio,
+        "warning_at": round(policy.threshold * policy.warning_ratio, 9),
         "counted": counts.counted,
         "cancelled": counts.cancelled,
         "refused": counts.refused,
@@ -231,7 +231,7 @@ def stats(ctx: ServiceContext, seller_id: int) -> dict[str, Any]:
         "window_days": ctx.policy.window_days,
         "min_sales": ctx.policy.min_sales,
         "threshold": ctx.policy.threshold,
-        "warning_at": ctx.policy.threshold * ctx.policy.warning_ratio,
+        "warning_at": round(ctx.policy.threshold * ctx.policy.warning_ratio, 9),
         "count_refusals": ctx.policy.count_refusals,
         "suspended_until": seller.suspended_until,
         "sales": [
@@ -261,7 +261,8 @@ def stats_all(ctx: ServiceContext, *, over_only: bool = False) -> list[dict[str,
     for seller in sellers:
         c = counts.get(seller.id, Counts())
         rate = c.rate(rules.count_refusals)
-        if over_only and not (rate >= rules.threshold or seller.tier in ("over", "suspended")):
+        counted_over = c.counted >= rules.min_sales and tier_for(c, rules) is Tier.OVER
+        if over_only and not (counted_over or seller.tier in ("over", "suspended")):
             continue
         rows.append(
             {

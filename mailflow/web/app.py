@@ -17,6 +17,7 @@ from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceEr
 from mailflow.services.templates import TemplateInvalid
 from mailflow.store.models import OutboxMessage, Sale
 from mailflow.web import actions, api, api_templates, session
+from mailflow.web.admin import router as admin_router
 from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
 from mailflow.web.seller import router as seller_router
@@ -98,6 +99,7 @@ def create_app(system: System) -> FastAPI:
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
     app.include_router(actions.router)
     app.include_router(seller_router)
+    app.include_router(admin_router)
     app.mount("/static", StaticFiles(directory=system.templates / "web" / "static"), "static")
 
     @app.get("/", include_in_schema=False)

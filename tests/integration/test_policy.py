@@ -476,6 +476,35 @@ class TestTierEmails:
             api.post("/api/v1/orders", json=factories.order_body(seller["id"])).status_code == 201
         )
 
+    def test_the_window_sliding_moves_the_tier_through_the_sweeper(
+        self, api: TestClient, system: System, clock: MovableClock
+    ) -> None:
+        seller = factories.seller(api)
+        stats_url = f"/api/v1/sellers/{seller['id']}/stats"
+        t0 = clock.now
+        new_sales(api, seller["id"], 40)
+        assert policy.evaluate_all(system.services) == 0  # the process's first sweep
+        clock.now = t0 + timedelta(days=20)
+        ids = new_sales(api, seller["id"], 20)
+        cancel(api, ids[0])  # 1/60
+        assert policy.evaluate_all(system.services) == 0
+        clock.now = t0 + timedelta(days=30)  # the first 40 sales are exactly at the edge
+        assert policy.evaluate_all(system.services) == 0
+        assert api.get(stats_url).json()["tier"] == "ok"
+
+        clock.now = t0 + timedelta(days=30, microseconds=1)  # ... and now out: 1/20
+        assert policy.evaluate_all(system.services) == 1
+        stats = api.get(stats_url).json()
+        assert (stats["tier"], stats["counted"], stats["rate"]) == ("over", 20, 0.05)
+        assert rate_emails(system, seller["email"]) == {**no_rate_emails(), "seller_rate_alert": 1}
+
+        clock.now = t0 + timedelta(days=31)  # grace runs from the alert, not from the sales
+        assert policy.evaluate_all(system.services) == 0
+        clock.now = t0 + timedelta(days=50, microseconds=1)  # everything slid out
+        assert policy.evaluate_all(system.services) == 1
+        assert api.get(stats_url).json()["tier"] == "ok"
+        assert rate_emails(system, seller["email"]) == {**no_rate_emails(), "seller_rate_alert": 1}
+
     def test_warning_email_once_per_entry_into_the_band(
         self, api: TestClient, system: System, relay: tuple[RelayHandler, int]
     ) -> None:
@@ -682,14 +711,14 @@ def population(db_url: str, make_system: Callable[..., System]) -> Population:
     """Sellers whose tier changes as soon as a default-policy system evaluates them.
 
     They are made under a lenient policy (nothing changes tier), then judged by the default
-    one: 4 sellers at 5 % (over), 3 at 4.5 % (warning), 2 at 0 %.
+    one: 3 sellers at 5 % (over), 2 at 4.5 % (warning), 1 at 0 %.
     """
     lenient = make_system(db_url, policy={"threshold": 0.5, "warning_ratio": 0.9})
     groups: dict[str, list[dict[str, Any]]] = {"over": [], "warning": [], "fine": []}
     for group, count, size, cancels in (
-        ("over", 4, 20, 1),
-        ("warning", 3, 22, 1),
-        ("fine", 2, 20, 0),
+        ("over", 3, 20, 1),
+        ("warning", 2, 22, 1),
+        ("fine", 1, 20, 0),
     ):
         for _ in range(count):
             seller = svc_seller(lenient)
@@ -760,10 +789,10 @@ class TestConcurrentEvaluation:
             return changed
 
         assert sum(run_together(THREADS, work)) == len(population.over) + len(population.warning)
-        assert per_seller(system, "seller_rate_alert", population.over) == [1] * 4
-        assert per_seller(system, "seller_rate_warning", population.warning) == [1] * 3
+        assert per_seller(system, "seller_rate_alert", population.over) == [1] * 3
+        assert per_seller(system, "seller_rate_warning", population.warning) == [1] * 2
 
         clock.advance(days=7)
         assert sum(run_together(THREADS, work)) == len(population.over)
-        assert per_seller(system, "seller_suspended", population.over) == [1] * 4
-        assert sent(system, "seller_suspended") == 4
+        assert per_seller(system, "seller_suspended", population.over) == [1] * 3
+        assert sent(system, "seller_suspended") == 3

@@ -1,0 +1,116 @@
+"""The admin console, ``/admin/…``: password sign-in for console users (``mailflow admin
+create-user``), then templates (admins only), sellers, sales, the outbox and the inbox.
+
+Signing in checks the CSRF token, then a rate limit per client address and per email address
+(per process), then the Argon2id hash; a wrong email or password gets one generic message and
+no session. A successful sign-in gets a new CSRF token. The pages live in ``admin_*`` modules
+by group; this one holds sign-in, sign-out and the router that gathers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mailflow.services import accounts
+from mailflow.web import admin_mail, admin_sales, admin_templates
+from mailflow.web.admin_core import (
+    LOGIN_PATH,
+    SESSION_USER,
+    AdminRoute,
+    UserDep,
+    field,
+    redirect,
+    render,
+    services_of,
+    t,
+)
+from mailflow.web.session import CSRF_FIELD, RateLimit, flash, form_with_csrf
+
+LOGIN_ATTEMPTS = 10
+LOGIN_WINDOW_SECONDS = 300
+HOME = "/admin/sales"
+
+router = APIRouter(prefix="/admin", include_in_schema=False, route_class=AdminRoute)
+
+
+def _limit(request: Request) -> RateLimit:
+    """The sign-in rate limit of this app (made on first use, kept on the app's state)."""
+    state = request.app.state
+    limit = getattr(state, "admin_login_limit", None)
+    if limit is None:
+        limit = state.admin_login_limit = RateLimit(LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS)
+    return limit  # type: ignore[no-any-return]
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after signing in: a console path only (never another site)."""
+    if target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+        return target
+    return HOME
+
+
+@router.get("", response_class=HTMLResponse)
+def home(user: UserDep) -> Response:
+    return redirect(HOME)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "") -> Response:
+    user_id = request.session.get(SESSION_USER)
+    if isinstance(user_id, int) and accounts.console_user(services_of(request), user_id):
+        return redirect(_safe_next(next))
+    return render(request, "admin/login.html.j2", t("admin.login.title"), next=next, email="")
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    form = await form_with_csrf(request)
+    return await run_in_threadpool(_login, request, form)
+
+
+def _login(request: Request, form: dict[str, Any]) -> Response:
+    email, password = field(form, "email").strip(), field(form, "password")
+    target = field(form, "next")
+    client = request.client.host if request.client else "unknown"
+    limit = _limit(request)
+    if not (limit.allow(f"client:{client}") and limit.allow(f"email:{email.casefold()}")):
+        return _login_again(request, 429, "admin.login.limited", email, target)
+    user = accounts.authenticate(services_of(request), email, password)
+    if user is None:
+        return _login_again(request, 401, "admin.login.failed", email, target)
+    request.session.pop(CSRF_FIELD, None)
+    request.session[SESSION_USER] = user.id
+    flash(request, t("admin.login.welcome", email=user.email, role=user.role.value))
+    return redirect(_safe_next(target))
+
+
+def _login_again(
+    request: Request, status_code: int, message: str, email: str, target: str
+) -> HTMLResponse:
+    return render(
+        request,
+        "admin/login.html.j2",
+        t("admin.login.title"),
+        status_code,
+        next=target,
+        email=email,
+        error=t(message),
+    )
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await form_with_csrf(request)
+    request.session.pop(SESSION_USER, None)
+    request.session.pop(CSRF_FIELD, None)
+    flash(request, t("admin.logout.done"))
+    return redirect(LOGIN_PATH)
+
+
+router.include_router(admin_templates.router)
+router.include_router(admin_sales.router)
+router.include_router(admin_mail.router)

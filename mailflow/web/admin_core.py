@@ -1,0 +1,184 @@
+"""What every page of the admin console shares: who is signed in, the roles, rendering, and a
+route class that answers a missing sign-in, a missing role, a bad CSRF token, bad input or an
+unknown record with a page of the console (never the JSON the API answers with).
+
+Console pages are in English. They all render with ``scripts=True``: mailflow's own
+``admin.js`` (CSP ``script-src 'self'``), and frames from the same origin for the sandboxed
+previews of email HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from starlette.datastructures import FormData
+
+from mailflow import i18n
+from mailflow.bootstrap import System
+from mailflow.services import accounts, console
+from mailflow.services.accounts import ConsoleUser
+from mailflow.services.context import ServiceContext
+from mailflow.services.errors import NotFound
+from mailflow.web.pages import Pages
+from mailflow.web.session import CsrfError, csrf_token, pop_flashes
+
+LOCALE = "en"
+SESSION_USER = "console_user_id"
+LOGIN_PATH = "/admin/login"
+
+# The email HTML shown in a frame (a preview, a message of the outbox or the inbox): a
+# sandboxed document of its own, with the inline styles mail needs and nothing else.
+FRAME_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class LoginRequired(Exception):
+    """Nobody is signed in (or the account is gone)."""
+
+
+class NotAllowed(Exception):
+    """The signed-in user's role cannot do this; the message says why."""
+
+
+def t(key: str, **values: object) -> str:
+    return i18n.t(LOCALE, key, **values)
+
+
+def system_of(request: Request) -> System:
+    return request.app.state.system  # type: ignore[no-any-return]
+
+
+def services_of(request: Request) -> ServiceContext:
+    return system_of(request).services
+
+
+def current_user(request: Request) -> ConsoleUser:
+    user_id = request.session.get(SESSION_USER)
+    user = None
+    if isinstance(user_id, int):
+        user = accounts.console_user(services_of(request), user_id)
+    if user is None:
+        raise LoginRequired
+    request.state.console_user = user
+    return user
+
+
+def admin_user(user: Annotated[ConsoleUser, Depends(current_user)]) -> ConsoleUser:
+    if not user.can_edit_templates:
+        raise NotAllowed(t("admin.forbidden.templates", role=user.role.value))
+    return user
+
+
+UserDep = Annotated[ConsoleUser, Depends(current_user)]
+AdminDep = Annotated[ConsoleUser, Depends(admin_user)]
+
+
+def field(form: FormData | dict[str, Any], name: str) -> str:
+    """A text field of a submitted form ('' when absent or a file)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def page_number(value: int | None) -> int:
+    return value if value is not None and value >= 1 else 1
+
+
+def shows_inbox(request: Request) -> bool:
+    """The inbox is in the menu when the embedded inbox runs, or when it holds messages."""
+    system = system_of(request)
+    return system.settings.smtp.mode == "embedded" or console.inbox_has_messages(system.services)
+
+
+def _nav(request: Request, user: ConsoleUser | None) -> list[dict[str, Any]]:
+    if user is None:
+        return []
+    items = []
+    if user.can_edit_templates:
+        items.append(("/admin/templates", t("admin.nav.templates")))
+    items += [
+        ("/admin/sellers", t("admin.nav.sellers")),
+        ("/admin/sales", t("admin.nav.sales")),
+        ("/admin/outbox", t("admin.nav.outbox")),
+    ]
+    if shows_inbox(request):
+        items.append(("/admin/inbox", t("admin.nav.inbox")))
+    path = request.url.path
+    return [
+        {"url": url, "label": label, "current": path == url or path.startswith(url + "/")}
+        for url, label in items
+    ]
+
+
+def render(
+    request: Request, name: str, title: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """A console page, with the signed-in user, the menu, a CSRF token and the flashes."""
+    pages: Pages = request.app.state.pages
+    user: ConsoleUser | None = getattr(request.state, "console_user", None)
+    return pages.render(
+        name,
+        LOCALE,
+        status_code,
+        scripts=True,
+        title=title,
+        user=user,
+        nav=_nav(request, user),
+        csrf=csrf_token(request),
+        flashes=pop_flashes(request),
+        **context,
+    )
+
+
+def error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
+    return render(request, "admin/error.html.j2", title, status_code, message=message)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    if request.method != "GET":
+        return redirect(LOGIN_PATH)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"{LOGIN_PATH}?{urlencode({'next': target})}")
+
+
+class AdminRoute(APIRoute):
+    """Turns the console's exceptions into console pages."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired:
+                return _login_redirect(request)
+            except NotAllowed as exc:
+                return error_page(request, 403, t("admin.forbidden.title"), str(exc))
+            except CsrfError:
+                return error_page(request, 403, t("forbidden.title"), t("forbidden.body"))
+            except NotFound as exc:
+                return error_page(request, 404, t("admin.notfound.title"), exc.message)
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
+                )
+                return error_page(request, 400, t("admin.invalid.title"), problems)
+
+        return route

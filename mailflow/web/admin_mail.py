@@ -1,0 +1,244 @@
+"""Console pages for mail: the outbox (status, attempts, last error; retry a dead message) and
+the embedded inbox (what it received). A message of either is shown four ways: its HTML part
+in a sandboxed frame, its text part, the raw message, and the links it carries."""
+
+from __future__ import annotations
+
+import re
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mailflow.mail.outbox import DEAD, QUEUED, SENT
+from mailflow.services import console
+from mailflow.services.errors import Conflict
+from mailflow.web.admin_core import (
+    FRAME_HEADERS,
+    AdminRoute,
+    UserDep,
+    page_number,
+    redirect,
+    render,
+    services_of,
+    system_of,
+    t,
+)
+from mailflow.web.deps import IdPath
+from mailflow.web.session import flash, form_with_csrf
+
+router = APIRouter(route_class=AdminRoute)
+
+VIEWS = ("html", "text", "raw", "links")
+SHOWN_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "X-Mailflow-Template")
+RAW_SHOWN_BYTES = 512 * 1024
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str]] = []
+        self._open: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            href = dict(attrs).get("href") or ""
+            self._open.append([href, ""])
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self._open[-1][1] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open:
+            href, text = self._open.pop()
+            self.links.append((href, " ".join(text.split())))
+
+
+def _body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body((subtype,))
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except (LookupError, ValueError, AssertionError):
+        # An inbound message with an unknown charset or a broken encoding: show its bytes.
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return content.replace("\r\n", "\n") if isinstance(content, str) else ""
+
+
+def _links(text: str, html: str) -> list[dict[str, Any]]:
+    """Every link of the message, with its words in the HTML part and the parts it is in."""
+    found: dict[str, dict[str, Any]] = {}
+    parser = _Anchors()
+    parser.feed(html)
+    parser.close()
+    for href, words in parser.links:
+        if href:
+            entry = found.setdefault(href, {"url": href, "words": words, "parts": []})
+            if "html" not in entry["parts"]:
+                entry["parts"].append("html")
+    for url in _URL.findall(text):
+        entry = found.setdefault(url, {"url": url, "words": "", "parts": []})
+        if "text" not in entry["parts"]:
+            entry["parts"].append("text")
+    return list(found.values())
+
+
+def message_view(raw: bytes) -> dict[str, Any]:
+    """A stored message as the console shows it: headers, text, HTML, raw, links."""
+    message: EmailMessage = message_from_bytes(raw, policy=email_policy.default)  # type: ignore[assignment]
+    text, html = _body(message, "plain"), _body(message, "html")
+    headers = []
+    for name in SHOWN_HEADERS:
+        value = message.get(name)
+        if value is not None:
+            headers.append((name, str(value)))
+    return {
+        "headers": headers,
+        "text": text,
+        "html": html,
+        "raw": raw[:RAW_SHOWN_BYTES].decode("utf-8", "replace"),
+        "raw_cut": len(raw) > RAW_SHOWN_BYTES,
+        "links": _links(text, html),
+    }
+
+
+def _view_of(requested: str | None, view: dict[str, Any]) -> str:
+    if requested in VIEWS:
+        return requested  # type: ignore[return-value]
+    return "html" if view["html"] else "text"
+
+
+def _frame(raw: bytes) -> HTMLResponse:
+    html = message_view(raw)["html"] or "<p>This message has no HTML part.</p>"
+    return HTMLResponse(html, headers=FRAME_HEADERS)
+
+
+def _eml(raw: bytes, name: str) -> Response:
+    return Response(
+        raw,
+        media_type="message/rfc822",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}.eml"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+# --- outbox --------------------------------------------------------------------------------
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+def outbox_page(
+    request: Request, user: UserDep, status: str = "", page: int | None = None
+) -> HTMLResponse:
+    ctx = services_of(request)
+    status = status if status in (QUEUED, SENT, DEAD) else ""
+    return render(
+        request,
+        "admin/outbox.html.j2",
+        t("admin.nav.outbox"),
+        found=console.list_outbox(ctx, status or None, page=page_number(page)),
+        counts=console.outbox_counts(ctx),
+        status=status,
+        statuses=(QUEUED, SENT, DEAD),
+    )
+
+
+@router.get("/outbox/{message_id}", response_class=HTMLResponse)
+def outbox_message_page(
+    request: Request, message_id: IdPath, user: UserDep, view: str | None = None
+) -> HTMLResponse:
+    row = console.outbox_message(services_of(request), message_id)
+    shown = message_view(row.body)
+    return render(
+        request,
+        "admin/message.html.j2",
+        t("admin.outbox.message", id=message_id),
+        kind="outbox",
+        row=row,
+        message=shown,
+        view=_view_of(view, shown),
+        base=f"/admin/outbox/{message_id}",
+    )
+
+
+@router.get("/outbox/{message_id}/html", response_class=HTMLResponse)
+def outbox_frame(request: Request, message_id: IdPath, user: UserDep) -> HTMLResponse:
+    return _frame(console.outbox_message(services_of(request), message_id).body)
+
+
+@router.get("/outbox/{message_id}/message.eml")
+def outbox_eml(request: Request, message_id: IdPath, user: UserDep) -> Response:
+    return _eml(
+        console.outbox_message(services_of(request), message_id).body, f"outbox-{message_id}"
+    )
+
+
+@router.post("/outbox/{message_id}/retry")
+async def retry(request: Request, message_id: IdPath, user: UserDep) -> Response:
+    form = await form_with_csrf(request)
+    return await run_in_threadpool(_retry, request, message_id, form.get("back") == "message")
+
+
+def _retry(request: Request, message_id: int, to_message: bool) -> Response:
+    try:
+        console.retry_message(services_of(request), message_id)
+    except Conflict as exc:
+        flash(request, exc.message, "error")
+    else:
+        flash(request, t("admin.outbox.retried", id=message_id))
+    return redirect(f"/admin/outbox/{message_id}" if to_message else f"/admin/outbox?status={DEAD}")
+
+
+# --- inbox ---------------------------------------------------------------------------------
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+def inbox_page(request: Request, user: UserDep, page: int | None = None) -> HTMLResponse:
+    system = system_of(request)
+    return render(
+        request,
+        "admin/inbox.html.j2",
+        t("admin.nav.inbox"),
+        found=console.list_inbox(system.services, page=page_number(page)),
+        embedded=system.settings.smtp.mode == "embedded",
+        port=system.settings.smtp.embedded_port,
+    )
+
+
+@router.get("/inbox/{message_id}", response_class=HTMLResponse)
+def inbox_message_page(
+    request: Request, message_id: IdPath, user: UserDep, view: str | None = None
+) -> HTMLResponse:
+    row = console.inbox_message(services_of(request), message_id)
+    shown = message_view(row.raw)
+    return render(
+        request,
+        "admin/message.html.j2",
+        t("admin.inbox.message", id=message_id),
+        kind="inbox",
+        row=row,
+        message=shown,
+        view=_view_of(view, shown),
+        base=f"/admin/inbox/{message_id}",
+    )
+
+
+@router.get("/inbox/{message_id}/html", response_class=HTMLResponse)
+def inbox_frame(request: Request, message_id: IdPath, user: UserDep) -> HTMLResponse:
+    return _frame(console.inbox_message(services_of(request), message_id).raw)
+
+
+@router.get("/inbox/{message_id}/message.eml")
+def inbox_eml(request: Request, message_id: IdPath, user: UserDep) -> Response:
+    return _eml(console.inbox_message(services_of(request), message_id).raw, f"inbox-{message_id}")
