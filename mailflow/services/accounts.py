@@ -15,7 +15,7 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mailflow.links import ExpiredLink, InvalidLink
 from mailflow.mail.outbox import Recipient
@@ -112,7 +112,10 @@ def request_login_link(ctx: ServiceContext, email: str) -> None:
         return
     now = ctx.clock()
     with ctx.db.transaction() as session:
-        sellers = session.execute(select(Seller).where(Seller.email == address)).scalars().all()
+        # Addresses are compared without case: people type them as they like.
+        sellers = session.execute(
+            select(Seller).where(func.lower(Seller.email) == address.lower())
+        ).scalars().all()
         for seller in sellers:
             assert seller.id is not None
             nonce = secrets.token_urlsafe(24)
