@@ -1,7 +1,7 @@
 """HTTP intake and click: ``POST /api/v1/orders`` and ``POST /s/<token>`` vs a bare route.
 
     python bench/bench_http.py [--db sqlite,postgres] [--requests 2000] [--bare-requests 5000]
-                               [--concurrency 16] [--client auto|wrk|httpx]
+                               [--concurrency 16] [--client raw|httpx]
 
 One uvicorn process (a subprocess: the load client never shares its GIL) serves the real app
 of ``mailflow.web.app.create_app`` with one more route added by this bench,
@@ -10,10 +10,12 @@ order and click endpoints are). Same app, same middleware, same server, same cli
 connection count. The server runs as ``runner.serve`` configures uvicorn (asyncio loop,
 ``lifespan="off"``, no access log), without the delivery worker and sweeper.
 
-The load client is ``wrk`` (C, one thread, ``--concurrency`` keep-alive connections; a Lua
-script sends a fixed number of requests, a distinct order or link in each) when it is
-installed (``apt-get install wrk``), else an ``httpx2.AsyncClient`` in a separate process.
-Both print which was used, and the client's own CPU time, to show it is not the bottleneck.
+The load client runs in a process of its own and sends a fixed number of requests (a distinct
+order or link in each, all made before the clock starts) over ``--concurrency`` keep-alive
+connections: by default a minimal HTTP/1.1 client on asyncio streams (tens of µs of CPU per
+request), or ``--client httpx`` an ``httpx2.AsyncClient``. Its own CPU time is printed, to
+show it is not the bottleneck. (``wrk`` was not used: its main thread sleeps the whole
+``-d`` whatever the script does, so it cannot send a fixed number of distinct clicks.)
 
 Per database (SQLite file; PostgreSQL in a database made for the run and dropped after), in
 this order: warm-up; bare; orders (each one item, from 50 sellers, a new buyer each 10); bare;
@@ -35,9 +37,7 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import secrets
-import shutil
 import socket
 import statistics
 import subprocess
@@ -126,153 +126,6 @@ class Phase:
         )
 
 
-_WRK_SCRIPT = r"""
-local limit = %(limit)d
-local kind = "%(kind)s"
-local bodies_prefix = "%(prefix)s"
-local token = "%(token)s"
-local paths = {}
-local counter = 0
-local answered = 0
-failures = 0
-local threads = {}
-
-function setup(thread) table.insert(threads, thread) end
-
-function init(args)
-  if kind == "click" then
-    for line in io.lines("%(paths)s") do table.insert(paths, line) end
-  end
-end
-
-function request()
-  counter = counter + 1
-  if kind == "bare" then
-    return wrk.format("POST", "/bare", {["Content-Length"] = "0"}, "")
-  elseif kind == "order" then
-    local n = counter
-    local buyer = math.floor(n / 10)
-    local body = string.format(
-      '{"external_id":"%%s-%%d","buyer":{"email":"b%%s%%d@buyers.example",' ..
-      '"name":"Buyer %%d","locale":"fr"},"items":[{"seller_id":%%d,"sku":"%%s-%%d",' ..
-      '"title":"Article %%d","quantity":1,"unit_price":"12.50"}]}',
-      bodies_prefix, n, bodies_prefix, buyer, buyer, 1 + n %% %(sellers)d,
-      bodies_prefix, n, n)
-    return wrk.format("POST", "/api/v1/orders", {
-      ["Content-Type"] = "application/json",
-      ["Authorization"] = "Bearer " .. token}, body)
-  else
-    local path = paths[((counter - 1) %% #paths) + 1]
-    return wrk.format("POST", path, {
-      ["Content-Type"] = "application/x-www-form-urlencoded"}, "reason=out_of_stock")
-  end
-end
-
-function response(status, headers, body)
-  answered = answered + 1
-  if status >= 300 then failures = failures + 1 end
-  if answered >= limit then wrk.thread:stop() end
-end
-
-function done(summary, latency, requests)
-  local failed = 0
-  for _, t in ipairs(threads) do failed = failed + t:get("failures") end
-  local e = summary.errors
-  io.write(string.format("RESULT %%d %%d %%d %%d %%d\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
-    failed + e.connect + e.read + e.write + e.status + e.timeout))
-end
-"""
-
-
-def run_wrk(
-    base: str, kind: str, limit: int, concurrency: int, prefix: str, paths: Path | None
-) -> tuple[int, float, float, float, int]:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
-        _WRK_SCRIPT
-        % {
-            "limit": limit,
-            "kind": kind,
-            "prefix": prefix,
-            "token": API_TOKEN,
-            "paths": paths or "",
-            "sellers": SELLERS,
-        }
-    )
-    try:
-        proc = subprocess.Popen(
-            [
-                "wrk",
-                "-t1",
-                f"-c{concurrency}",
-                "-d600s",
-                "--timeout",
-                "60s",
-                "-s",
-                str(script),
-                base,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        out, _ = proc.communicate()
-    finally:
-        script.unlink()
-    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        raise SystemExit(f"wrk failed:\n{out}")
-    requests, duration_us, p50, p99, failures = (int(v) for v in line.split()[1:])
-    return requests, duration_us / 1e6, p50 / 1000, p99 / 1000, failures
-
-
-def _children_cpu() -> float:
-    """CPU time of the finished children (the load client), from the kernel's accounting."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def _httpx_load(spec: dict[str, Any]) -> None:
-    import httpx2
-
-    kind, limit, prefix = spec["kind"], spec["limit"], spec["prefix"]
-    paths = Path(spec["paths"]).read_text().split() if spec["paths"] else []
-    latencies: list[float] = []
-    failures = 0
-    counter = 0
-    headers = {"Authorization": f"Bearer {API_TOKEN}"}
-    limits = httpx2.Limits(max_connections=spec["concurrency"])
-    async with httpx2.AsyncClient(base_url=spec["base"], limits=limits, timeout=60) as client:
-
-        async def one() -> None:
-            nonlocal counter, failures
-            while counter < limit:
-                counter += 1
-                n = counter
-                t0 = time.perf_counter()
-                if kind == "bare":
-                    r = await client.post("/bare")
-                elif kind == "order":
-                    r = await client.post(
-                        "/api/v1/orders", json=order_body(prefix, n), headers=headers
-                    )
-                else:
-                    r = await client.post(
-                        paths[(n - 1) % len(paths)], data={"reason": "out_of_stock"}
-                    )
-                latencies.append(time.perf_counter() - t0)
-                failures += r.status_code >= 300
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(spec["concurrency"])))
-        seconds = time.perf_counter() - t0
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] * 1000
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    print(f"RESULT {len(latencies)} {seconds} {p50} {p99} {failures}", flush=True)
-
-
 def order_body(prefix: str, n: int) -> dict[str, Any]:
     buyer = n // 10
     return {
@@ -290,28 +143,123 @@ def order_body(prefix: str, n: int) -> dict[str, Any]:
     }
 
 
-def run_httpx(
-    base: str, kind: str, limit: int, concurrency: int, prefix: str, paths: Path | None
-) -> tuple[int, float, float, float, int]:
-    spec = json.dumps(
-        {
-            "base": base,
-            "kind": kind,
-            "limit": limit,
-            "concurrency": concurrency,
-            "prefix": prefix,
-            "paths": str(paths) if paths else "",
-        }
+def _requests(spec: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(path, body, headers) of every request of a phase, made before the clock starts."""
+    kind, prefix = spec["kind"], spec["prefix"]
+    if kind == "bare":
+        return [("/bare", b"", {})] * spec["limit"]
+    if kind == "order":
+        auth = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+        return [
+            (
+                "/api/v1/orders",
+                json.dumps(order_body(prefix, n), separators=(",", ":")).encode(),
+                auth,
+            )
+            for n in range(1, spec["limit"] + 1)
+        ]
+    paths = Path(spec["paths"]).read_text().split()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    return [(paths[n], b"reason=out_of_stock", form) for n in range(spec["limit"])]
+
+
+async def _raw_load(spec: dict[str, Any]) -> tuple[list[float], int, float]:
+    """HTTP/1.1 keep-alive over asyncio streams: a few tens of µs of CPU per request."""
+    host, port = spec["host"], spec["port"]
+    wire = [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        ).encode()
+        + body
+        for path, body, headers in _requests(spec)
+    ]
+    latencies: list[float] = []
+    failures = 0
+    next_index = 0
+    conns = [await asyncio.open_connection(host, port) for _ in range(spec["concurrency"])]
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal next_index, failures
+        while next_index < len(wire):
+            request = wire[next_index]
+            next_index += 1
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+            failures += int(head[9:12]) >= 300
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(r, w) for r, w in conns))
+    return latencies, failures, time.perf_counter() - t0
+
+
+async def _httpx_load(spec: dict[str, Any]) -> tuple[list[float], int, float]:
+    import httpx2
+
+    todo = _requests(spec)
+    latencies: list[float] = []
+    failures = 0
+    next_index = 0
+    limits = httpx2.Limits(max_connections=spec["concurrency"])
+    base = f"http://{spec['host']}:{spec['port']}"
+    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def run() -> None:
+            nonlocal next_index, failures
+            while next_index < len(todo):
+                path, body, headers = todo[next_index]
+                next_index += 1
+                t0 = time.perf_counter()
+                response = await client.post(path, content=body, headers=headers)
+                latencies.append(time.perf_counter() - t0)
+                failures += response.status_code >= 300
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(run() for _ in range(spec["concurrency"])))
+        return latencies, failures, time.perf_counter() - t0
+
+
+def load_main(spec: dict[str, Any]) -> None:
+    """The load client's process: run one phase, print its figures as JSON."""
+    runner = _raw_load if spec["client"] == "raw" else _httpx_load
+    cpu0 = time.process_time()
+    latencies, failures, seconds = asyncio.run(runner(spec))
+    cpu = time.process_time() - cpu0
+    latencies.sort()
+    n = len(latencies)
+    print(
+        json.dumps(
+            {
+                "requests": n,
+                "seconds": seconds,
+                "p50": latencies[n // 2] * 1000,
+                "p99": latencies[min(n - 1, int(n * 0.99))] * 1000,
+                "failures": failures,
+                "cpu": cpu,
+            }
+        ),
+        flush=True,
     )
+
+
+def run_load(spec: dict[str, Any]) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--load-httpx", spec],
+        [sys.executable, __file__, "--load", json.dumps(spec)],
         check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
     ).stdout
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    n, seconds, p50, p99, failures = line.split()[1:]
-    return int(n), float(seconds), float(p50), float(p99), int(failures)
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -368,10 +316,8 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
     from mailflow.services import sellers
     from mailflow.store.models import Order, Sale
 
-    load = run_wrk if client == "wrk" else run_httpx
     with database(kind, work) as url:
         port = _free_port()
-        base = f"http://127.0.0.1:{port}"
         system = build(settings_for(url, port))
         for i in range(SELLERS):
             sellers.create_seller(
@@ -392,13 +338,29 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
 
             def phase(label: str, kind_: str, n: int, paths: Path | None = None) -> Phase:
                 prefix = f"{label}{secrets.token_hex(3)}"
-                cpu0, client0 = _cpu_of(server.pid), _children_cpu()
-                requests, seconds, p50, p99, failures = load(
-                    base, kind_, n, args.concurrency, prefix, paths
-                )
+                spec = {
+                    "client": client,
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "kind": kind_,
+                    "limit": n,
+                    "concurrency": args.concurrency,
+                    "prefix": prefix,
+                    "paths": str(paths) if paths else "",
+                }
+                cpu0 = _cpu_of(server.pid)
+                r = run_load(spec)
                 server_cpu = _cpu_of(server.pid) - cpu0
-                client_cpu = _children_cpu() - client0
-                result = Phase(label, requests, seconds, p50, p99, failures, client_cpu, server_cpu)
+                result = Phase(
+                    label,
+                    r["requests"],
+                    r["seconds"],
+                    r["p50"],
+                    r["p99"],
+                    r["failures"],
+                    r["cpu"],
+                    server_cpu,
+                )
                 if label != "warm-up":
                     print(result.line(), flush=True)
                 return result
@@ -421,13 +383,12 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
             if made - (orders_before or 0) != results["orders"].requests:
                 raise SystemExit(f"{made - (orders_before or 0)} orders made, expected more")
             results["bare2"] = phase("bare", "bare", args.bare_requests)
-            # One distinct pending sale per click (wrk may send up to --concurrency more
-            # requests than it waits for: they are the sales after the first --requests).
+            # One distinct pending sale per click.
             links = work / f"links-{kind}.txt"
             links.write_text(
                 "\n".join(f"/s/{system.signer.sale_token(s, 'refuse')}" for s in pending) + "\n"
             )
-            clicks = min(args.requests, len(pending) - args.concurrency)
+            clicks = min(args.requests, len(pending))
             with system.db.read() as session:
                 refused0 = session.execute(
                     select(func.count()).select_from(Sale).where(Sale.status == "refused")
@@ -477,23 +438,22 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve(sys.argv[2], int(sys.argv[3]))
         return
-    if len(sys.argv) > 1 and sys.argv[1] == "--load-httpx":
-        asyncio.run(_httpx_load(json.loads(sys.argv[2])))
+    if len(sys.argv) > 1 and sys.argv[1] == "--load":
+        load_main(json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--requests", type=int, default=2000, help="orders, then clicks")
     parser.add_argument("--bare-requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     args = parser.parse_args()
     client = args.client
-    if client == "auto":
-        client = "wrk" if shutil.which("wrk") else "httpx"
     print(
         f"bench_http: python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}; client {client}"
-        + (" (wrk -t1)" if client == "wrk" else " (httpx2.AsyncClient, own process)")
+        + (" (asyncio streams" if client == "raw" else " (httpx2.AsyncClient")
+        + ", own process)"
         + f", {args.concurrency} connections; one uvicorn process (h11, asyncio)",
         flush=True,
     )

@@ -55,9 +55,9 @@ _email = TypeAdapter(Email)
 
 
 def normalized_email(value: str) -> str | None:
-    """The address as sellers and users are stored, or None if it is not one."""
+    """The address as console users are stored and looked up (case-folded), or None."""
     try:
-        return _email.validate_python(value.strip())
+        return _email.validate_python(value.strip()).casefold()
     except ValidationError:
         return None
 
@@ -114,7 +114,7 @@ def request_login_link(ctx: ServiceContext, email: str) -> None:
     with ctx.db.transaction() as session:
         # Addresses are compared without case: people type them as they like.
         sellers = session.execute(
-            select(Seller).where(func.lower(Seller.email) == address.lower())
+            select(Seller).where(func.lower(Seller.email) == address)
         ).scalars().all()
         for seller in sellers:
             assert seller.id is not None

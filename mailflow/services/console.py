@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 
 from mailflow.mail.outbox import DEAD, QUEUED
+from mailflow.schemas import MAX_ID
 from mailflow.services import sales as sales_service
 from mailflow.services import templates
 from mailflow.services.context import ServiceContext
@@ -74,14 +75,13 @@ def search_sales(
     query = query.strip()
     if query:
         matches = [
-            Order.external_id == query,
             Order.external_id.istartswith(query, autoescape=True),
             Sale.title.icontains(query, autoescape=True),
             Seller.name.icontains(query, autoescape=True),
             Seller.email.icontains(query, autoescape=True),
         ]
         number = query.removeprefix("#")
-        if number.isdigit() and len(number) <= 10:
+        if number.isascii() and number.isdigit() and int(number) <= MAX_ID:
             matches.insert(0, Sale.id == int(number))
         statement = statement.where(or_(*matches))
     if status:

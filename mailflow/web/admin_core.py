@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 
 from mailflow import i18n
 from mailflow.bootstrap import System
+from mailflow.schemas import MAX_ID
 from mailflow.services import accounts, console
 from mailflow.services.accounts import ConsoleUser
 from mailflow.services.context import ServiceContext
@@ -91,6 +92,15 @@ def field(form: FormData | dict[str, Any], name: str) -> str:
     """A text field of a submitted form ('' when absent or a file)."""
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def number(text: str, minimum: int = 0) -> int | None:
+    """A whole number typed in a form (ASCII digits, ``minimum`` to MAX_ID), else None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if minimum <= value <= MAX_ID else None
 
 
 def page_number(value: int | None) -> int:

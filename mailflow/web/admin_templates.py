@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from mailflow.mail import catalog
 from mailflow.mail.templates import TemplateError
 from mailflow.mail.validation import Problem
-from mailflow.schemas import MAX_ID
 from mailflow.services import console, templates
 from mailflow.services.accounts import ConsoleUser, normalized_email
 from mailflow.services.errors import InvalidInput
@@ -29,6 +27,7 @@ from mailflow.web.admin_core import (
     AdminDep,
     AdminRoute,
     field,
+    number,
     redirect,
     render,
     services_of,
@@ -51,20 +50,14 @@ def _parts_of(form: dict[str, Any]) -> dict[str, str]:
     return {part: field(form, part).replace("\r\n", "\n") for part in PARTS}
 
 
-def _problem_of(exc: jinja2.TemplateError) -> Problem:
-    """A Jinja error the validation let through (e.g. an unknown filter), as a problem."""
-    line = getattr(exc, "lineno", None)
-    message = exc.message if isinstance(exc.message, str) else str(exc)
-    return Problem("template", line, message)
-
-
 def _sale_id(form: dict[str, Any]) -> tuple[int | None, list[Problem]]:
     raw = field(form, "sale_id").strip().removeprefix("#")
     if not raw:
         return None, []
-    if raw.isdigit() and 1 <= int(raw) <= MAX_ID:
-        return int(raw), []
-    return None, [Problem("sale", None, t("admin.templates.bad_sale", value=raw))]
+    sale_id = number(raw, minimum=1)
+    if sale_id is None:
+        return None, [Problem("sale", None, t("admin.templates.bad_sale", value=raw))]
+    return sale_id, []
 
 
 def _preview(
@@ -76,16 +69,12 @@ def _preview(
         return None, exc.problems
     except InvalidInput as exc:
         return None, [Problem("sale", None, exc.message.removeprefix(f"{exc.field}: "))]
-    except jinja2.TemplateError as exc:
-        return None, [_problem_of(exc)]
     return rendered, []
 
 
 def _by_part(problems: list[Problem]) -> dict[str, list[Problem]]:
-    grouped: dict[str, list[Problem]] = {part: [] for part in (*PARTS, "other")}
-    for problem in problems:
-        grouped[problem.part if problem.part in PARTS else "other"].append(problem)
-    return grouped
+    """Each part's problems, shown under its text area (all are in the summary too)."""
+    return {part: [p for p in problems if p.part == part] for part in PARTS}
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -122,10 +111,9 @@ def _editor(
     ctx = services_of(request)
     view = templates.show(ctx, key, locale, version)
     parts = parts if parts is not None else {part: view[part] for part in PARTS}
-    preview, preview_problems = (None, [])
-    if problems is None:
-        preview, preview_problems = _preview(request, key, locale, parts, None)
-    problems = problems if problems is not None else preview_problems
+    preview = None
+    if problems is None:  # showing a version, not a refused draft: render it
+        preview, problems = _preview(request, key, locale, parts, None)
     kind = catalog.KINDS[key]
     return render(
         request,
@@ -172,8 +160,7 @@ def _save_draft(
 ) -> Response:
     ctx = services_of(request)
     parts = _parts_of(form)
-    base = field(form, "base_version")
-    base_version = int(base) if base.isdigit() else None
+    base_version = number(field(form, "base_version"))
     current = templates.show(ctx, key, locale, base_version)
     if all(parts[part] == current[part] for part in PARTS):
         flash(request, t("admin.templates.unchanged", version=current["version"]))
@@ -181,15 +168,11 @@ def _save_draft(
     try:
         version = templates.save_draft(ctx, key, locale, **parts, author=user.email)
     except templates.TemplateInvalid as exc:
-        problems = exc.problems
-    except jinja2.TemplateError as exc:
-        problems = [_problem_of(exc)]
-    else:
-        flash(request, t("admin.templates.saved", version=version))
-        return redirect(_url(key, locale, version=version))
-    return _editor(
-        request, key, locale, base_version, parts=parts, problems=problems, status_code=422
-    )
+        return _editor(
+            request, key, locale, base_version, parts=parts, problems=exc.problems, status_code=422
+        )
+    flash(request, t("admin.templates.saved", version=version))
+    return redirect(_url(key, locale, version=version))
 
 
 @router.post("/{key}/{locale}/publish")
@@ -207,11 +190,10 @@ async def rollback(request: Request, key: str, locale: str, user: AdminDep) -> R
 def _publish(
     request: Request, key: str, locale: str, form: dict[str, Any], is_rollback: bool
 ) -> Response:
-    raw = field(form, "version")
-    if not raw.isdigit() or int(raw) > MAX_ID:
+    version = number(field(form, "version"))
+    if version is None:
         flash(request, t("admin.templates.bad_version"), "error")
         return redirect(_url(key, locale))
-    version = int(raw)
     try:
         templates.publish(services_of(request), key, locale, version)
     except templates.TemplateInvalid as exc:
@@ -235,12 +217,12 @@ def _preview_json(request: Request, key: str, locale: str, form: dict[str, Any])
     rendered = None
     if not problems:
         rendered, problems = _preview(request, key, locale, _parts_of(form), sale_id)
+    # Problems are what a preview is for while typing: a 200 that lists them, not an error
+    # status that browsers log as a failed request at each pause in typing.
     if rendered is None:
-        errors = [p.as_dict() for p in problems]
-        return JSONResponse(
-            {"errors": errors}, status_code=422, headers={"Cache-Control": "no-store"}
-        )
-    body = {"subject": rendered["subject"], "text": rendered["text"], "errors": []}
+        body: dict[str, Any] = {"errors": [p.as_dict() for p in problems]}
+    else:
+        body = {"subject": rendered["subject"], "text": rendered["text"], "errors": []}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
@@ -275,7 +257,7 @@ def _frame(
         return HTMLResponse(rendered["html"], headers=FRAME_HEADERS)
     pages = request.app.state.pages
     html = pages.env.get_template("admin/frame_problems.html.j2").render(problems=problems)
-    return HTMLResponse(html, status_code=422, headers=FRAME_HEADERS)
+    return HTMLResponse(html, headers=FRAME_HEADERS)
 
 
 @router.get("/{key}/{locale}/diff", response_class=HTMLResponse)
@@ -310,8 +292,7 @@ async def test_send(request: Request, key: str, locale: str, user: AdminDep) -> 
 
 
 def _test_send(request: Request, key: str, locale: str, form: dict[str, Any]) -> Response:
-    back = field(form, "back_version")
-    back_url = _url(key, locale, version=int(back) if back.isdigit() else None)
+    back_url = _url(key, locale, version=number(field(form, "back_version")))
     to = normalized_email(field(form, "to"))
     sale_id, problems = _sale_id(form)
     if to is None:

@@ -63,7 +63,11 @@ async def form_with_csrf(request: Request) -> dict[str, Any]:
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
-    request.session.setdefault("flash", []).append({"kind": kind, "message": message})
+    # Reassigned, not appended in place: the session only notices assignments.
+    request.session["flash"] = [
+        *request.session.get("flash", []),
+        {"kind": kind, "message": message},
+    ]
 
 
 def pop_flashes(request: Request) -> list[dict[str, str]]:
