@@ -230,10 +230,11 @@ class TestSignIn:
         assert version_count(system) == 0
 
     def test_a_user_made_by_the_service_signs_in(self, system: System, web: TestClient) -> None:
+        # Console addresses are case-folded: however the user types it, it is the same user.
         accounts.create_user(system.services, "Chef@Console.example", "support", PASSWORD)
-        response = sign_in(web, " Chef@CONSOLE.example")
+        response = sign_in(web, " CHEF@CONSOLE.example")
         assert response.status_code == 303
-        assert "Signed in as Chef@console.example (support)" in web.get("/admin/sales").text
+        assert "Signed in as chef@console.example (support)" in web.get("/admin/sales").text
 
     def test_the_right_password_signs_in_and_sign_out_ends_it(
         self, users: None, web: TestClient

@@ -99,7 +99,7 @@ class TestWithPasswordStdin:
         )
         assert status == 0, err
         assert out == (
-            "console user Agent@shop.example (support) created; "
+            "console user agent@shop.example (support) created; "
             "sign in at http://mailflow.test/admin/login\n"
         )
         user = signs_in(config, "Agent@shop.example", PASSWORD)
