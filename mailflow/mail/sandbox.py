@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 MAX_RENDER_SECONDS = 2.0
 MAX_OUTPUT_CHARS = 500_000
 MAX_RANGE = 10_000
+MAX_CALL_DEPTH = 50
 
 
 class RenderLimitExceeded(SecurityError):
@@ -38,6 +39,7 @@ class _Budget(threading.local):
     def __init__(self) -> None:
         self.deadline = float("inf")
         self.max_chars = MAX_OUTPUT_CHARS
+        self.depth = 0
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -194,7 +196,17 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         )
         if wide:
             raise RenderLimitExceeded(f"str.{name} with a width that large is over the size limit")
-        return super().call(__context, __obj, *args, **kwargs)
+        # Bound nesting (a macro calling itself) well before Python's recursion limit, whose
+        # thousand-frame traceback alone takes seconds to unwind and rewrite.
+        if self.budget.depth >= MAX_CALL_DEPTH:
+            raise RenderLimitExceeded(
+                f"calls nested more than {MAX_CALL_DEPTH} deep: over the limit"
+            )
+        self.budget.depth += 1
+        try:
+            return super().call(__context, __obj, *args, **kwargs)
+        finally:
+            self.budget.depth -= 1
 
 
 def render_bounded(

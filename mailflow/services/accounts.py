@@ -113,9 +113,11 @@ def request_login_link(ctx: ServiceContext, email: str) -> None:
     now = ctx.clock()
     with ctx.db.transaction() as session:
         # Addresses are compared without case: people type them as they like.
-        sellers = session.execute(
-            select(Seller).where(func.lower(Seller.email) == address)
-        ).scalars().all()
+        sellers = (
+            session.execute(select(Seller).where(func.lower(Seller.email) == address))
+            .scalars()
+            .all()
+        )
         for seller in sellers:
             assert seller.id is not None
             nonce = secrets.token_urlsafe(24)

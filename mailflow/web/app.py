@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -9,7 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from mailflow import __version__
 from mailflow.bootstrap import System
@@ -22,6 +26,8 @@ from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
 from mailflow.web.seller import router as seller_router
 from mailflow.web.session import CsrfError
+
+log = logging.getLogger(__name__)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -75,6 +81,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 _ERROR_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is out of reach or out of connections: try again, nothing was done."""
+    log.error("database unavailable: %s", exc)
+    headers = {"Retry-After": "5"}
+    if request.url.path.startswith("/api/"):
+        body = {"error": "unavailable", "message": "the database is busy; retry shortly"}
+        return JSONResponse(body, status_code=503, headers=headers)
+    return PlainTextResponse(
+        "Service busy, nothing was changed: retry in a few seconds.", 503, headers=headers
+    )
+
+
 async def _csrf_error(request: Request, exc: Exception) -> HTMLResponse:
     pages: Pages = request.app.state.pages
     return pages.render("forbidden.html.j2", request.session.get("locale"), 403)
@@ -93,6 +111,8 @@ def create_app(system: System) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(ApiAuthMiddleware, tokens=system.settings.api.tokens)
     app.add_exception_handler(CsrfError, _csrf_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(SATimeoutError, _database_unavailable)
     session.install(app, system)
     app.include_router(api.router)
     app.include_router(api_templates.router)
