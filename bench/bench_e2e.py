@@ -139,15 +139,25 @@ def run_mailflow(
                 "paths": "",
             }
             posted: dict[str, Any] = {}
+            failed: list[BaseException] = []
+
+            def post() -> None:
+                try:
+                    posted.update(run_load(spec))
+                except BaseException as exc:
+                    failed.append(exc)
+
             serve_cpu0 = _cpu_of(server.pid)
             t0 = time.perf_counter()
-            poster = threading.Thread(target=lambda: posted.update(run_load(spec)))
+            poster = threading.Thread(target=post, daemon=True)
             poster.start()
             deadline = time.monotonic() + args.timeout
             while True:
                 stats = sink.stats()
                 if stats.distinct_ids >= args.orders:
                     break
+                if failed:
+                    raise SystemExit(f"{kind}: the load client failed: {failed[0]}")
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{kind}: only {stats.distinct_ids} emails at the sink")
                 time.sleep(0.02)
@@ -158,7 +168,11 @@ def run_mailflow(
             stats = sink.stats()
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
             log.close()
         with system.db.read() as session:
             statuses = dict(

@@ -403,7 +403,11 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
             results["bare3"] = phase("bare", "bare", args.bare_requests)
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
             system.close()
     for label, result in results.items():
         if result.failures:

@@ -230,6 +230,8 @@ class CpuMonitor:
         self.engine = engine
         self.sessions: dict[int, str] = {}
         self.seen: dict[int, tuple[str, float]] = {}
+        self.peak_ours = 0  # PostgreSQL connections to the test database, at most
+        self.peak_all = 0  # and to the whole server (other work may share it)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -244,12 +246,15 @@ class CpuMonitor:
 
     def sample(self, conn: Any) -> None:
         self.sample_processes()
-        backends = conn.execute(
+        rows = conn.execute(
             text(
-                "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pid, datname = current_database() FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
             )
-        ).scalars()
+        ).all()
+        backends = [pid for pid, ours in rows if ours]
+        self.peak_ours = max(self.peak_ours, len(backends))
+        self.peak_all = max(self.peak_all, len(rows))
         for pid in backends:
             stat = _stat(pid)
             if stat is not None:
@@ -502,7 +507,12 @@ class TestScaleOut:
             deliver_after_post = drained - post_started - post_seconds
 
             # -- every request answered ------------------------------------------------------
-            assert tally.failures == [], tally.failures[:10]
+            assert tally.failures == [], (
+                f"{len(tally.failures)} failed requests (PostgreSQL connections at most "
+                f"{monitor.peak_ours} to this test's database, {monitor.peak_all} in all; "
+                f"a 500 may be 'too many clients', see serve's log): {tally.failures[:5]}\n"
+                + serve.log()[-3000:]
+            )
             assert len(tally.sale_ids) == ORDERS
             assert len(set(tally.sale_ids)) == ORDERS
             for name, code, _ in kills:
@@ -611,7 +621,9 @@ class TestScaleOut:
                 f"load average {os.getloadavg()[0]:.1f}\n"
                 f"  CPU per order (ms, start-up included): "
                 + ", ".join(f"{k} {v * 1000 / ORDERS:.1f}" for k, v in sorted(cpu.items()))
-                + f"; sum {sum(cpu.values()) * 1000 / ORDERS:.1f}"
+                + f"; sum {sum(cpu.values()) * 1000 / ORDERS:.1f}\n"
+                f"  PostgreSQL connections at most: {monitor.peak_ours} to this database, "
+                f"{monitor.peak_all} to the server"
             )
         finally:
             monitor.stop.set()
