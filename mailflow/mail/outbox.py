@@ -62,7 +62,8 @@ class Outbox:
         if sender is not None:
             name, sender_addr = split_address(sender)
             sender_header = address(name, sender_addr)
-        rendered = self.renderer.render(key, to.locale, context)
+        # The caller's session: a render inside a transaction must not wait on the pool.
+        rendered = self.renderer.render(key, to.locale, context, session=session)
         message_id = new_message_id(sender_addr)
         body = compose(
             sender=sender_header,

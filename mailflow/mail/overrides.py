@@ -10,6 +10,7 @@ import threading
 import time
 
 from sqlalchemy import select
+from sqlmodel import Session
 
 from mailflow.mail.templates import TemplateSource
 from mailflow.store.database import Database
@@ -26,10 +27,18 @@ class OverrideStore:
         self._loaded_at = float("-inf")
         self._published: dict[tuple[str, str], TemplateSource] = {}
 
-    def published(self, key: str, locale: str) -> TemplateSource | None:
+    def published(
+        self, key: str, locale: str, session: Session | None = None
+    ) -> TemplateSource | None:
+        """``session``: the caller's open transaction, used for a refresh so that a render
+        inside a transaction never waits for a second connection from the pool."""
         with self._lock:
             if time.monotonic() - self._loaded_at > self.ttl:
-                self._published = self._load()
+                if session is not None:
+                    self._published = self._read(session)
+                else:
+                    with self.db.read() as own:
+                        self._published = self._read(own)
                 self._loaded_at = time.monotonic()
             return self._published.get((key, locale))
 
@@ -37,19 +46,19 @@ class OverrideStore:
         with self._lock:
             self._loaded_at = float("-inf")
 
-    def _load(self) -> dict[tuple[str, str], TemplateSource]:
-        with self.db.read() as session:
-            rows = session.execute(
-                select(TemplateVersion)
-                .join(
-                    TemplatePublication,
-                    (TemplatePublication.key == TemplateVersion.key)
-                    & (TemplatePublication.locale == TemplateVersion.locale)
-                    & (TemplatePublication.version == TemplateVersion.version),
-                )
-                .where(TemplatePublication.version > 0)
-            ).scalars()
-            return {
-                (row.key, row.locale): TemplateSource(row.subject, row.text, row.html, row.version)
-                for row in rows
-            }
+    @staticmethod
+    def _read(session: Session) -> dict[tuple[str, str], TemplateSource]:
+        rows = session.execute(
+            select(TemplateVersion)
+            .join(
+                TemplatePublication,
+                (TemplatePublication.key == TemplateVersion.key)
+                & (TemplatePublication.locale == TemplateVersion.locale)
+                & (TemplatePublication.version == TemplateVersion.version),
+            )
+            .where(TemplatePublication.version > 0)
+        ).scalars()
+        return {
+            (row.key, row.locale): TemplateSource(row.subject, row.text, row.html, row.version)
+            for row in rows
+        }

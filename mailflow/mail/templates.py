@@ -62,7 +62,7 @@ class TemplateSource:
 
 
 class Overrides(Protocol):
-    def published(self, key: str, locale: str) -> TemplateSource | None:
+    def published(self, key: str, locale: str, session: Any = None) -> TemplateSource | None:
         """The published admin version of ``key`` in ``locale``, if any."""
 
 
@@ -176,11 +176,12 @@ class Renderer:
         locale: str,
         context: dict[str, Any],
         source: TemplateSource | None = None,
+        session: Any = None,
     ) -> RenderedEmail:
         """Render for sending or preview. ``source`` renders a given (draft) version instead
         of the published one; any admin version renders in the sandbox."""
         if source is None and self.overrides is not None:
-            published = self.overrides.published(key, locale)
+            published = self.overrides.published(key, locale, session)
             if published is not None:
                 try:
                     return self.render(key, locale, context, source=published)
