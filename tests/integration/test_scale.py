@@ -430,7 +430,15 @@ class TestScaleOut:
 
             def place(n: int) -> None:
                 seller_index = n % SELLERS
-                response = client.post("/api/v1/orders", _order_body(n, sellers[seller_index]))
+                body = _order_body(n, sellers[seller_index])
+                response = client.post("/api/v1/orders", body)
+                # 503 + Retry-After is the contract's answer to an overloaded database: a
+                # client retries the same order (idempotent on external_id), as this one does.
+                for _ in range(5):
+                    if response.status_code != 503:
+                        break
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+                    response = client.post("/api/v1/orders", body)
                 if response.status_code not in (200, 201):
                     with tally.lock:
                         tally.failures.append(f"order {n}: {response.status_code} {response.text}")
