@@ -159,16 +159,23 @@ def outbox_message_page(
     request: Request, message_id: IdPath, user: UserDep, view: str | None = None
 ) -> HTMLResponse:
     row = console.outbox_message(services_of(request), message_id)
-    shown = message_view(row.body)
+    return _message_page(request, "outbox", message_id, row, row.body, view)
+
+
+def _message_page(
+    request: Request, kind: str, message_id: int, row: Any, raw: bytes, view: str | None
+) -> HTMLResponse:
+    """One message of the outbox or the inbox: its HTML, text, raw and links views."""
+    shown = message_view(raw)
     return render(
         request,
         "admin/message.html.j2",
-        t("admin.outbox.message", id=message_id),
-        kind="outbox",
+        t(f"admin.{kind}.message", id=message_id),
+        kind=kind,
         row=row,
         message=shown,
         view=_view_of(view, shown),
-        base=f"/admin/outbox/{message_id}",
+        base=f"/admin/{kind}/{message_id}",
     )
 
 
@@ -221,17 +228,7 @@ def inbox_message_page(
     request: Request, message_id: IdPath, user: UserDep, view: str | None = None
 ) -> HTMLResponse:
     row = console.inbox_message(services_of(request), message_id)
-    shown = message_view(row.raw)
-    return render(
-        request,
-        "admin/message.html.j2",
-        t("admin.inbox.message", id=message_id),
-        kind="inbox",
-        row=row,
-        message=shown,
-        view=_view_of(view, shown),
-        base=f"/admin/inbox/{message_id}",
-    )
+    return _message_page(request, "inbox", message_id, row, row.raw, view)
 
 
 @router.get("/inbox/{message_id}/html", response_class=HTMLResponse)
