@@ -13,10 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from mailflow.domain.money import Money, PaymentState, to_cents
 from mailflow.store.models import LedgerEntry
+
+_ledger = LedgerEntry.__table__
 
 
 class PaymentGateway(Protocol):
@@ -58,13 +61,17 @@ class Ledger:
         if after.payout != before.payout:
             kind = "payout" if after.payout > before.payout else "payout_void"
             entries.append((kind, after.payout - before.payout))
-        for kind, amount in entries:
-            session.add(
-                LedgerEntry(
-                    sale_id=sale_id,
-                    kind=kind,
-                    amount_cents=to_cents(amount),
-                    currency=currency,
-                    at=at,
-                )
+        if entries:
+            session.connection().execute(
+                insert(_ledger),
+                [
+                    {
+                        "sale_id": sale_id,
+                        "kind": kind,
+                        "amount_cents": to_cents(amount),
+                        "currency": currency,
+                        "at": at,
+                    }
+                    for kind, amount in entries
+                ],
             )

@@ -124,6 +124,13 @@ def make_settings(db_url: str, relay_port: int, **sections: dict[str, Any]) -> S
 
 
 @pytest.fixture
+def pg_only_url(pg_url: str) -> str:
+    """A migrated, empty PostgreSQL database, for what only PostgreSQL has (LISTEN/NOTIFY)."""
+    _truncate_pg(pg_url)
+    return pg_url
+
+
+@pytest.fixture
 def make_system(
     relay: tuple[RelayHandler, int], clock: MovableClock
 ) -> Iterator[Callable[..., System]]:

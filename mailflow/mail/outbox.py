@@ -1,6 +1,6 @@
 """The outbox: emails written in the transaction that caused them, claimed with a lease.
 
-``Outbox.queue`` renders and composes the message and adds its row to the caller's session,
+``Outbox.queue`` renders and composes the message and writes its row in the caller's session,
 so the email commits (or not) with the state change. ``OutboxStore`` is what the delivery
 worker uses: claim due rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
 single writer makes the ``UPDATE … RETURNING`` claim atomic there), and record the results.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlmodel import Session
 
 from mailflow.clock import Clock
@@ -55,8 +55,9 @@ class Outbox:
         context: dict[str, Any],
         sale_id: int | None = None,
         sender: str | None = None,
-    ) -> OutboxMessage:
-        """Render ``key`` for ``to`` and add it to the session; ``sender`` overrides From."""
+    ) -> int:
+        """Render ``key`` for ``to`` and write its row in the session's transaction (a plain
+        INSERT, no unit of work); ``sender`` overrides From. The row's id."""
         now = self.clock()
         sender_header, sender_addr = self.sender_header, self.sender_addr
         if sender is not None:
@@ -75,21 +76,28 @@ class Outbox:
             date=now,
             template=key,
         )
-        row = OutboxMessage(
-            template=key,
-            locale=to.locale,
-            sender=sender_addr,
-            recipient=to.email,
-            subject=rendered.subject,
-            message_id=message_id,
-            body=body,
-            sale_id=sale_id,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        session.add(row)
+        row_id = session.connection().execute(
+            _INSERT,
+            {
+                "template": key,
+                "locale": to.locale,
+                "sender": sender_addr,
+                "recipient": to.email,
+                "subject": rendered.subject,
+                "message_id": message_id,
+                "body": body,
+                "sale_id": sale_id,
+                "status": QUEUED,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
+        ).scalar_one()
         session.info["mail_queued"] = True
-        return row
+        return int(row_id)
+
+
+_INSERT = insert(_table).returning(_c.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from mailflow.domain.events import SaleCreated, SaleTransitioned
 from mailflow.domain.sales import Action
 from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.mail.outbox import Recipient
-from mailflow.services import policy
+from mailflow.services import facts, policy
 from mailflow.services.context import ServiceContext
-from mailflow.store.models import Buyer, Order, Payment, Sale, SaleEvent, Seller
+from mailflow.services.facts import SaleFacts
+from mailflow.store.models import SaleEvent
 
 BUYER, SELLER, SUPPORT = "buyer", "seller", "support"
 
@@ -36,10 +37,9 @@ NOTICES: dict[Action, tuple[tuple[str, str], ...]] = {
 }
 
 
-def sale_context(
-    ctx: ServiceContext, sale: Sale, seller: Seller, buyer: Buyer, order: Order
-) -> dict[str, Any]:
+def sale_context(ctx: ServiceContext, facts: SaleFacts) -> dict[str, Any]:
     """The variables every sale email gets (documented in docs/templates.md)."""
+    sale, seller, buyer, order = facts.sale, facts.seller, facts.buyer, facts.order
     deadline = sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
     return {
         "sale": {
@@ -62,17 +62,8 @@ def sale_context(
     }
 
 
-def _parties(session: Session, sale: Sale) -> tuple[Seller, Buyer, Order]:
-    order = session.get(Order, sale.order_id)
-    seller = session.get(Seller, sale.seller_id)
-    assert order is not None and seller is not None
-    buyer = session.get(Buyer, order.buyer_id)
-    assert buyer is not None
-    return seller, buyer, order
-
-
-def _payment(session: Session, sale: Sale) -> dict[str, Any]:
-    payment = session.get(Payment, sale.id)
+def _payment(facts: SaleFacts) -> dict[str, Any]:
+    payment = facts.payment
     assert payment is not None
     return {
         "state": payment.state,
@@ -83,18 +74,18 @@ def _payment(session: Session, sale: Sale) -> dict[str, Any]:
     }
 
 
-def _rate(ctx: ServiceContext, session: Session, seller: Seller, at: Any) -> dict[str, Any]:
+def _rate(ctx: ServiceContext, session: Session, seller_id: int, at: Any) -> dict[str, Any]:
     since = policy.window_start(ctx.policy, at)
-    return policy.rate_context(ctx, policy.counts_for(session, seller.id, since))  # type: ignore[arg-type]
+    return policy.rate_context(ctx, policy.counts_for(session, seller_id, since))
 
 
-def preview_context(ctx: ServiceContext, session: Session, key: str, sale: Sale) -> dict[str, Any]:
+def preview_context(ctx: ServiceContext, session: Session, key: str, sale: Any) -> dict[str, Any]:
     """The context the emails about ``sale`` get, as the sending code builds it, for previews."""
-    seller, buyer, order = _parties(session, sale)
-    assert sale.id is not None
-    context = sale_context(ctx, sale, seller, buyer, order)
+    found = facts.load(session, sale.id)
+    assert found is not None
+    context = sale_context(ctx, found)
     context["links"] = _links(ctx, sale.id)
-    context["payment"] = _payment(session, sale)
+    context["payment"] = _payment(found)
     last = (
         session.execute(
             select(SaleEvent).where(SaleEvent.sale_id == sale.id).order_by(SaleEvent.id.desc())
@@ -104,7 +95,7 @@ def preview_context(ctx: ServiceContext, session: Session, key: str, sale: Sale)
     )
     if last is not None:
         context["event"] = {"actor": last.actor, "channel": last.channel, "at": last.at}
-    context["rate"] = _rate(ctx, session, seller, ctx.clock())
+    context["rate"] = _rate(ctx, session, found.seller.id, ctx.clock())
     return context
 
 
@@ -112,40 +103,44 @@ def _links(ctx: ServiceContext, sale_id: int) -> dict[str, str]:
     return {action: ctx.action_url(sale_id, action) for action in ("accept", "refuse", "view")}
 
 
-def sale_created(ctx: ServiceContext, session: Session, sale: Sale, event: SaleCreated) -> None:
-    _to_seller_with_links(ctx, session, sale, "seller_new_sale")
+def sale_created(
+    ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleCreated
+) -> None:
+    _to_seller_with_links(ctx, session, about, "seller_new_sale")
 
 
-def deadline_near(ctx: ServiceContext, session: Session, sale: Sale) -> None:
-    _to_seller_with_links(ctx, session, sale, "seller_deadline_reminder")
+def deadline_near(ctx: ServiceContext, session: Session, about: SaleFacts) -> None:
+    _to_seller_with_links(ctx, session, about, "seller_deadline_reminder")
 
 
-def _to_seller_with_links(ctx: ServiceContext, session: Session, sale: Sale, key: str) -> None:
-    seller, buyer, order = _parties(session, sale)
-    assert sale.id is not None
-    context = sale_context(ctx, sale, seller, buyer, order)
-    context["links"] = _links(ctx, sale.id)
+def _to_seller_with_links(
+    ctx: ServiceContext, session: Session, about: SaleFacts, key: str
+) -> None:
+    seller = about.seller
+    context = sale_context(ctx, about)
+    context["links"] = _links(ctx, about.sale.id)
     to = Recipient(seller.name, seller.email, seller.locale)
-    ctx.outbox.queue(session, key, to, context, sale_id=sale.id)
+    ctx.outbox.queue(session, key, to, context, sale_id=about.sale.id)
 
 
 def sale_transitioned(
-    ctx: ServiceContext, session: Session, sale: Sale, event: SaleTransitioned
+    ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
 ) -> None:
+    """``about`` as the transition left the sale and its payment."""
     notices = NOTICES.get(event.action, ())
     if not notices:
         return
-    seller, buyer, order = _parties(session, sale)
-    context = sale_context(ctx, sale, seller, buyer, order)
-    context["payment"] = _payment(session, sale)
+    seller, buyer = about.seller, about.buyer
+    context = sale_context(ctx, about)
+    context["payment"] = _payment(about)
     context["event"] = {"actor": event.actor.value, "channel": event.channel.value, "at": event.at}
     if event.action is Action.CANCEL:
         # The seller's confirmation shows the rate with this cancellation in it.
-        context["rate"] = _rate(ctx, session, seller, event.at)
+        context["rate"] = _rate(ctx, session, seller.id, event.at)
     recipients = {
         BUYER: Recipient(buyer.name, buyer.email, buyer.locale),
         SELLER: Recipient(seller.name, seller.email, seller.locale),
         SUPPORT: Recipient("Service client", ctx.support_address, DEFAULT_LOCALE),
     }
     for who, key in notices:
-        ctx.outbox.queue(session, key, recipients[who], context, sale_id=sale.id)
+        ctx.outbox.queue(session, key, recipients[who], context, sale_id=about.sale.id)

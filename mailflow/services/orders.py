@@ -12,17 +12,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailflow.domain.events import SaleCreated
+from mailflow.domain.money import PaymentState
 from mailflow.domain.sales import Actor, Channel, SaleStatus
 from mailflow.schemas import OrderIn
-from mailflow.services import notify, policy
+from mailflow.services import facts, notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, InvalidInput
+from mailflow.services.facts import Record, SaleFacts
 from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent, Seller
 
 
@@ -76,24 +79,61 @@ def place_order(ctx: ServiceContext, data: OrderIn, idempotency_key: str | None)
             return OrderResult(_result(session, order), created=False)
 
 
-def _insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+_buyers, _orders, _sellers = Buyer.__table__, Order.__table__, Seller.__table__
+_listings, _sales = Listing.__table__, Sale.__table__
+_SELLERS = select(_sellers).where(_sellers.c.id.in_(bindparam("b_ids", expanding=True)))
+_BUYER = select(_buyers.c.id, _buyers.c.name, _buyers.c.email, _buyers.c.locale).where(
+    _buyers.c.email == bindparam("b_email")
+)
+_RENAME_BUYER = (
+    update(_buyers)
+    .where(_buyers.c.id == bindparam("b_id"))
+    .values(name=bindparam("b_name"), locale=bindparam("b_locale"))
+)
+_LISTING = select(_listings.c.id, _listings.c.active).where(
+    _listings.c.seller_id == bindparam("b_seller"), _listings.c.sku == bindparam("b_sku")
+)
+_INSERT_ORDER = insert(_orders).returning(_orders.c.id)
+_INSERT_SALE = insert(_sales).returning(_sales.c.id)
+_INSERT_PAYMENT = insert(Payment.__table__)
+_INSERT_EVENT = insert(SaleEvent.__table__)
+_insert_ignore_cache: dict[tuple[str, str], Any] = {}
+
+
+def _insert_ignore(conn: Connection, table: Any, keys: list[str], *returning: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING …``: no row back if it was there."""
+    dialect = conn.dialect.name
+    statement = _insert_ignore_cache.get((dialect, table.name))
+    if statement is None:
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert_of(table).on_conflict_do_nothing(index_elements=keys)
+        statement = statement.returning(*returning)
+        _insert_ignore_cache[(dialect, table.name)] = statement
+    return statement
 
 
 def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> OrderResult:
+    # No look-up of an earlier order first: a repeat (same external_id or Idempotency-Key)
+    # fails the order's INSERT on its unique constraint, before anything is checked or
+    # queued, and ``place_order`` answers it from the order already there.
     with ctx.db.transaction() as session:
-        existing = _existing(session, data, key, digest)
-        if existing is not None:
-            return OrderResult(_result(session, existing), created=False)
+        conn = facts.connection(session)
         now = ctx.clock()
-
-        seller_ids = {item.seller_id for item in data.items}
+        seller_ids = sorted({item.seller_id for item in data.items})
         sellers = {
-            s.id: s
-            for s in session.execute(select(Seller).where(Seller.id.in_(seller_ids))).scalars()
+            row.id: facts.record(row) for row in conn.execute(_SELLERS, {"b_ids": seller_ids})
         }
+        buyer = _buyer(conn, data, now)
+        order_values = {
+            "external_id": data.external_id,
+            "idempotency_key": key,
+            "request_hash": digest,
+            "buyer_id": buyer.id,
+            "currency": data.currency,
+            "created_at": now,
+        }
+        order = Record(id=conn.execute(_INSERT_ORDER, order_values).scalar_one(), **order_values)
+
         for index, item in enumerate(data.items):
             seller = sellers.get(item.seller_id)
             if seller is None:
@@ -104,35 +144,9 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
                     code="seller_suspended",
                 )
 
-        _insert_ignore(
-            session,
-            Buyer.__table__,
-            {
-                "email": data.buyer.email,
-                "name": data.buyer.name,
-                "locale": data.buyer.locale,
-                "created_at": now,
-            },
-            ["email"],
-        )
-        buyer = session.execute(select(Buyer).where(Buyer.email == data.buyer.email)).scalar_one()
-        if (buyer.name, buyer.locale) != (data.buyer.name, data.buyer.locale):
-            buyer.name, buyer.locale = data.buyer.name, data.buyer.locale
-            session.add(buyer)
-
-        order = Order(
-            external_id=data.external_id,
-            idempotency_key=key,
-            request_hash=digest,
-            buyer_id=buyer.id,
-            currency=data.currency,
-            created_at=now,
-        )
-        session.add(order)
-        session.flush()
-
+        made = []
         for index, item in enumerate(data.items):
-            listing = _listing(session, item.seller_id, item.sku, item.title, now)
+            listing = _listing(conn, item.seller_id, item.sku, item.title, now)
             if not listing.active:
                 raise Conflict(
                     f"items.{index}: listing {item.sku!r} of seller {item.seller_id} "
@@ -140,56 +154,91 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
                     code="listing_unavailable",
                 )
             unit = int(item.unit_price * 100)
-            sale = Sale(
-                order_id=order.id,
-                seller_id=item.seller_id,
-                listing_id=listing.id,
-                sku=item.sku,
-                title=item.title,
-                quantity=item.quantity,
-                unit_price_cents=unit,
-                amount_cents=unit * item.quantity,
-                currency=data.currency,
-                status=SaleStatus.PENDING.value,
-                created_at=now,
+            sale_values = {
+                "order_id": order.id,
+                "seller_id": item.seller_id,
+                "listing_id": listing.id,
+                "sku": item.sku,
+                "title": item.title,
+                "quantity": item.quantity,
+                "unit_price_cents": unit,
+                "amount_cents": unit * item.quantity,
+                "currency": data.currency,
+                "status": SaleStatus.PENDING.value,
+                "created_at": now,
+                "updated_at": now,
+            }
+            sale_id = conn.execute(_INSERT_SALE, sale_values).scalar_one()
+            sale = Record(id=sale_id, reason=None, message=None, **sale_values)
+            payment = Record(
+                sale_id=sale_id,
+                state=PaymentState.AUTHORIZED.value,
+                amount_cents=sale.amount_cents,
+                refunded_cents=0,
+                commission_cents=0,
+                payout_cents=0,
+                currency=sale.currency,
                 updated_at=now,
             )
-            session.add(sale)
-            session.flush()
-            session.add(
-                Payment(
-                    sale_id=sale.id,
-                    amount_cents=sale.amount_cents,
-                    currency=sale.currency,
-                    updated_at=now,
-                )
+            conn.execute(_INSERT_PAYMENT, vars(payment))
+            conn.execute(
+                _INSERT_EVENT,
+                {
+                    "sale_id": sale_id,
+                    "action": "create",
+                    "from_status": None,
+                    "to_status": SaleStatus.PENDING.value,
+                    "actor": Actor.API.value,
+                    "channel": Channel.API.value,
+                    "reason": None,
+                    "note": None,
+                    "at": now,
+                },
             )
-            session.add(
-                SaleEvent(
-                    sale_id=sale.id,
-                    action="create",
-                    from_status=None,
-                    to_status=SaleStatus.PENDING.value,
-                    actor=Actor.API.value,
-                    channel=Channel.API.value,
-                    at=now,
-                )
-            )
-            notify.sale_created(ctx, session, sale, SaleCreated(sale.id, now))
-        session.flush()
-        for seller_id in sorted(seller_ids):
+            about = SaleFacts(sale, sellers[item.seller_id], order, buyer, payment)
+            notify.sale_created(ctx, session, about, SaleCreated(sale_id, now))
+            made.append(sale)
+        for seller_id in seller_ids:
             # A new sale grows the denominator (and may cross min_sales).
-            policy.evaluate(ctx, session, seller_id)
-        return OrderResult(_result(session, order), created=True)
+            policy.evaluate(ctx, session, seller_id, sellers[seller_id])
+        body = {
+            "order_id": order.id,
+            "external_id": order.external_id,
+            "sales": [{"id": s.id, "seller_id": s.seller_id, "status": s.status} for s in made],
+        }
+        return OrderResult(body, created=True)
 
 
-def _listing(session: Session, seller_id: int, sku: str, title: str, now: Any) -> Listing:
-    _insert_ignore(
-        session,
-        Listing.__table__,
-        {"seller_id": seller_id, "sku": sku, "title": title, "active": True, "updated_at": now},
-        ["seller_id", "sku"],
-    )
-    return session.execute(
-        select(Listing).where(Listing.seller_id == seller_id, Listing.sku == sku)
-    ).scalar_one()
+def _buyer(conn: Connection, data: OrderIn, now: Any) -> Record:
+    """The buyer by email, made if new; name and locale follow the latest order."""
+    email = data.buyer.email
+    row = conn.execute(_BUYER, {"b_email": email}).first()
+    if row is None:
+        values = {"email": email, "name": data.buyer.name, "locale": data.buyer.locale}
+        statement = _insert_ignore(conn, _buyers, ["email"], _buyers.c.id)
+        made = conn.execute(statement, {**values, "created_at": now}).first()
+        if made is not None:
+            return Record(id=made.id, **values)
+        row = conn.execute(_BUYER, {"b_email": email}).one()  # a concurrent order made it
+    buyer = facts.record(row)
+    if (buyer.name, buyer.locale) != (data.buyer.name, data.buyer.locale):
+        conn.execute(
+            _RENAME_BUYER,
+            {"b_id": buyer.id, "b_name": data.buyer.name, "b_locale": data.buyer.locale},
+        )
+        buyer.name, buyer.locale = data.buyer.name, data.buyer.locale
+    return buyer
+
+
+def _listing(conn: Connection, seller_id: int, sku: str, title: str, now: Any) -> Record:
+    """The seller's listing of ``sku``, made (on sale) if new."""
+    row = conn.execute(_LISTING, {"b_seller": seller_id, "b_sku": sku}).first()
+    if row is None:
+        statement = _insert_ignore(
+            conn, _listings, ["seller_id", "sku"], _listings.c.id, _listings.c.active
+        )
+        values = {"seller_id": seller_id, "sku": sku, "title": title, "active": True}
+        row = conn.execute(statement, {**values, "updated_at": now}).first()
+        if row is None:  # a concurrent order made it
+            row = conn.execute(_LISTING, {"b_seller": seller_id, "b_sku": sku}).one()
+    return facts.record(row)

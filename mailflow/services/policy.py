@@ -11,15 +11,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from mailflow.config import PolicySettings
 from mailflow.domain.policy import Counts, Rules, Standing, Tier, decide, tier_for
 from mailflow.domain.sales import SaleStatus
 from mailflow.mail.outbox import Recipient
+from mailflow.services import facts
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import NotFound
+from mailflow.services.facts import Record
 from mailflow.store.models import Sale, Seller
 
 _sellers = Seller.__table__
@@ -50,10 +52,17 @@ def _count_columns() -> list[Any]:
     ]
 
 
+_COUNTS_OF_SELLER = select(*_count_columns()).where(
+    Sale.seller_id == bindparam("b_seller"), Sale.created_at >= bindparam("b_since")
+)
+
+
 def counts_for(session: Session, seller_id: int, since: datetime) -> Counts:
-    row = session.execute(
-        select(*_count_columns()).where(Sale.seller_id == seller_id, Sale.created_at >= since)
-    ).one()
+    row = (
+        session.connection()
+        .execute(_COUNTS_OF_SELLER, {"b_seller": seller_id, "b_since": since})
+        .one()
+    )
     return Counts(*row)
 
 
@@ -66,7 +75,7 @@ def counts_all(session: Session, since: datetime) -> dict[int, Counts]:
     return {row[0]: Counts(*row[1:]) for row in rows}
 
 
-def standing_of(seller: Seller) -> Standing:
+def standing_of(seller: Any) -> Standing:
     return Standing(Tier(seller.tier), seller.tier_since, seller.suspended_until)
 
 
@@ -86,31 +95,39 @@ def rate_context(ctx: ServiceContext, counts: Counts) -> dict[str, Any]:
     }
 
 
-def evaluate(ctx: ServiceContext, session: Session, seller_id: int) -> Standing | None:
-    """Re-evaluate one seller in the caller's transaction; the new standing if it changed."""
+def evaluate(
+    ctx: ServiceContext, session: Session, seller_id: int, seller: Record | None = None
+) -> Standing | None:
+    """Re-evaluate one seller in the caller's transaction; the new standing if it changed.
+
+    ``seller``: the seller's row as this transaction already read it (its tier and
+    ``tier_version``), else it is read here. A stale one only loses the compare-and-set.
+    """
     now = ctx.clock()
-    seller = session.get(Seller, seller_id, populate_existing=True)
     if seller is None:
-        return None
+        seller = facts.seller(session, seller_id)
+        if seller is None:
+            return None
     counts = counts_for(session, seller_id, window_start(ctx.policy, now))
     before = standing_of(seller)
     decision = decide(before, counts, rules_of(ctx.policy), now)
     if not decision.changed_from(before):
         return None
     after = decision.standing
+    values = {
+        "tier": after.tier.value,
+        "tier_since": after.since,
+        "suspended_until": after.suspended_until,
+        "tier_version": seller.tier_version + 1,
+    }
     won = session.execute(
         update(_sellers)
         .where(_sellers.c.id == seller_id, _sellers.c.tier_version == seller.tier_version)
-        .values(
-            tier=after.tier.value,
-            tier_since=after.since,
-            suspended_until=after.suspended_until,
-            tier_version=seller.tier_version + 1,
-        )
+        .values(**values)
     ).rowcount
     if not won:
         return None  # another process evaluated this seller at the same moment and won
-    session.refresh(seller)
+    seller.__dict__.update(values)
     context = {
         "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
         "rate": rate_context(ctx, counts),

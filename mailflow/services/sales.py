@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from mailflow.domain import money
@@ -31,12 +31,16 @@ from mailflow.domain.sales import (
     sources_of,
 )
 from mailflow.i18n import hint_for
-from mailflow.services import notify, policy
+from mailflow.services import facts, notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
+from mailflow.services.facts import SaleFacts
 from mailflow.store.models import Listing, Payment, Sale, SaleEvent
 
 _sales = Sale.__table__
+_events = SaleEvent.__table__
+_payments = Payment.__table__
+_listings = Listing.__table__
 
 # Transitions that move a seller's cancellation rate (acceptance and shipping do not).
 RATE_MOVES = frozenset({Action.REFUSE, Action.EXPIRE, Action.CANCEL, Action.WITHDRAW})
@@ -47,11 +51,14 @@ class Outcome:
     """The sale after the request, and whether this request changed it."""
 
     sale: dict[str, Any]
+    """The sale as the API shows it; empty when the caller asked for ``view=False``."""
     changed: bool
     already_since: datetime | None = None
+    facts: SaleFacts | None = None
+    """The sale, its seller, order, buyer and payment as the transaction left them."""
 
 
-def _money_of(payment: Payment) -> money.Money:
+def _money_of(payment: Any) -> money.Money:
     return money.Money(
         state=money.PaymentState(payment.state),
         amount=money.from_cents(payment.amount_cents),
@@ -59,6 +66,18 @@ def _money_of(payment: Payment) -> money.Money:
         commission=money.from_cents(payment.commission_cents),
         payout=money.from_cents(payment.payout_cents),
     )
+
+
+_CAS = update(_sales).where(
+    _sales.c.id == bindparam("b_id"), _sales.c.status.in_(bindparam("b_sources", expanding=True))
+)
+_INSERT_EVENT = insert(_events)
+_UPDATE_PAYMENT = update(_payments).where(_payments.c.sale_id == bindparam("b_sale_id"))
+_LISTING_OFF_SALE = (
+    update(_listings)
+    .where(_listings.c.id == bindparam("b_id"))
+    .values(stock=0, active=False, updated_at=bindparam("b_at"))
+)
 
 
 def transition(
@@ -71,46 +90,52 @@ def transition(
     reason: Reason | None = None,
     message: str | None = None,
     note: str | None = None,
+    view: bool = True,
 ) -> Outcome:
+    """Apply ``action`` to the sale. ``view=False``: the caller shows the sale from
+    ``Outcome.facts`` and ``Outcome.sale`` is left empty (no read of its history)."""
     if action in (Action.REFUSE, Action.CANCEL) and reason is None:
         reason = DEFAULT_REASON
     with ctx.db.transaction() as session:
-        sale = session.get(Sale, sale_id)
-        if sale is None:
+        about = facts.load(session, sale_id)
+        if about is None:
             raise NotFound(f"no sale {sale_id}")
+
+        def outcome(changed: bool, since: datetime | None = None) -> Outcome:
+            shown = sale_view(session, about.sale, about.payment) if view else {}
+            return Outcome(shown, changed, since, about)
+
+        sale = about.sale
         now = ctx.clock()
         try:
             step = plan(action, SaleStatus(sale.status))
         except AlreadyDone:
-            return Outcome(sale_view(session, sale), changed=False, already_since=sale.updated_at)
+            return outcome(False, sale.updated_at)
         except IllegalTransition as exc:
             raise _conflict(exc) from exc
 
-        won = session.execute(
-            update(_sales)
-            .where(
-                _sales.c.id == sale_id,
-                _sales.c.status.in_([s.value for s in sources_of(action)]),
-            )
-            .values(
-                status=step.target.value,
-                updated_at=now,
-                **({"reason": reason.value} if reason else {}),
-                **({"message": message} if message is not None else {}),
-            )
+        values: dict[str, Any] = {"status": step.target.value, "updated_at": now}
+        if reason:
+            values["reason"] = reason.value
+        if message is not None:
+            values["message"] = message
+        conn = facts.connection(session)
+        won = conn.execute(
+            _CAS.values(**values),
+            {"b_id": sale_id, "b_sources": [s.value for s in sources_of(action)]},
         ).rowcount
-        session.refresh(sale)
         if not won:
             # Another request changed the sale between our read and our update.
+            about = facts.load(session, sale_id)
+            assert about is not None
             try:
-                plan(action, SaleStatus(sale.status))
+                plan(action, SaleStatus(about.sale.status))
             except AlreadyDone:
-                return Outcome(
-                    sale_view(session, sale), changed=False, already_since=sale.updated_at
-                )
+                return outcome(False, about.sale.updated_at)
             except IllegalTransition as exc:
                 raise _conflict(exc) from exc
             raise Conflict("the sale changed while the request ran; try again")
+        sale.__dict__.update(values)  # what the UPDATE wrote: no need to read it back
 
         event = SaleTransitioned(
             sale_id=sale_id,
@@ -124,11 +149,11 @@ def transition(
             message=message,
             note=note,
         )
-        _record(ctx, session, sale, event)
-        notify.sale_transitioned(ctx, session, sale, event)
+        _record(ctx, session, about, event)
+        notify.sale_transitioned(ctx, session, about, event)
         if action in RATE_MOVES:
-            policy.evaluate(ctx, session, sale.seller_id)
-        return Outcome(sale_view(session, sale), changed=True)
+            policy.evaluate(ctx, session, sale.seller_id, about.seller)
+        return outcome(True)
 
 
 def _conflict(exc: IllegalTransition) -> Conflict:
@@ -140,45 +165,50 @@ def _conflict(exc: IllegalTransition) -> Conflict:
     )
 
 
-def _record(ctx: ServiceContext, session: Session, sale: Sale, event: SaleTransitioned) -> None:
-    session.add(
-        SaleEvent(
-            sale_id=event.sale_id,
-            action=event.action.value,
-            from_status=event.source.value,
-            to_status=event.target.value,
-            actor=event.actor.value,
-            channel=event.channel.value,
-            reason=event.reason,
-            note=event.note,
-            at=event.at,
-        )
+def _record(
+    ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
+) -> None:
+    """The event, the money and the listing; ``about.payment`` is updated to match."""
+    conn = facts.connection(session)
+    conn.execute(
+        _INSERT_EVENT,
+        {
+            "sale_id": event.sale_id,
+            "action": event.action.value,
+            "from_status": event.source.value,
+            "to_status": event.target.value,
+            "actor": event.actor.value,
+            "channel": event.channel.value,
+            "reason": event.reason,
+            "note": event.note,
+            "at": event.at,
+        },
     )
-    payment = session.get(Payment, event.sale_id)
+    payment = about.payment
     assert payment is not None
     before = _money_of(payment)
     after = money.settle(event.action, before, Decimal(str(ctx.policy.commission_rate)))
     if after != before:
-        payment.state = after.state.value
-        payment.refunded_cents = money.to_cents(after.refunded)
-        payment.commission_cents = money.to_cents(after.commission)
-        payment.payout_cents = money.to_cents(after.payout)
-        payment.updated_at = event.at
-        session.add(payment)
+        values = {
+            "state": after.state.value,
+            "refunded_cents": money.to_cents(after.refunded),
+            "commission_cents": money.to_cents(after.commission),
+            "payout_cents": money.to_cents(after.payout),
+            "updated_at": event.at,
+        }
+        conn.execute(_UPDATE_PAYMENT.values(**values), {"b_sale_id": event.sale_id})
+        payment.__dict__.update(values)
         ctx.payments.settle(session, event.sale_id, before, after, payment.currency, event.at)
     if event.action is Action.REFUSE and event.reason == Reason.OUT_OF_STOCK.value:
         # The seller guide: a refusal for lack of stock takes the listing off sale.
-        listing = session.get(Listing, sale.listing_id)
-        if listing is not None:
-            listing.stock = 0
-            listing.active = False
-            listing.updated_at = event.at
-            session.add(listing)
+        conn.execute(_LISTING_OFF_SALE, {"b_id": about.sale.listing_id, "b_at": event.at})
 
 
-def sale_view(session: Session, sale: Sale) -> dict[str, Any]:
-    """The sale as the API shows it: status, payment and event history."""
-    payment = session.get(Payment, sale.id)
+def sale_view(session: Session, sale: Any, payment: Any = None) -> dict[str, Any]:
+    """The sale as the API shows it: status, payment and event history. ``sale`` and
+    ``payment`` are models or ``Record``s; the payment is read if not given."""
+    if payment is None:
+        payment = session.get(Payment, sale.id)
     events = session.execute(
         select(SaleEvent).where(SaleEvent.sale_id == sale.id).order_by(SaleEvent.id)
     ).scalars()

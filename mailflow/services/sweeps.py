@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from mailflow.domain.sales import Action, Actor, Channel, SaleStatus
-from mailflow.services import notify, policy
+from mailflow.services import facts, notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
 from mailflow.services.sales import transition
@@ -106,8 +106,8 @@ def remind_near_deadline(ctx: ServiceContext) -> int:
                 .values(reminder_sent_at=now)
             ).rowcount
             if won:
-                sale = session.get(Sale, sale_id)
-                assert sale is not None
-                notify.deadline_near(ctx, session, sale)
+                about = facts.load(session, sale_id)
+                assert about is not None
+                notify.deadline_near(ctx, session, about)
                 reminded += 1
     return reminded

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -31,7 +31,8 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_timeout", 30)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout (a round trip per transaction): a connection the server
+    # dropped fails its statement, which answers 503, and SQLAlchemy then discards the pool.
     return create_engine(url, **kwargs)
 
 
@@ -79,7 +80,8 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     def on_mail_queued(self, hook: Callable[[], None]) -> None:
-        """Call ``hook`` after every commit that wrote outbox rows (wakes the worker)."""
+        """Call ``hook`` after every commit that wrote outbox rows (wakes this process's
+        worker)."""
         self._mail_hooks.append(hook)
 
     @contextmanager
@@ -88,9 +90,8 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
-                if session.info.get("mail_queued") and not self.is_sqlite:
-                    # Delivered to listeners on commit only: wakes workers in other processes.
-                    session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+                # On PostgreSQL the outbox's trigger (migration 0007) NOTIFYs the workers of
+                # other processes; the commit delivers it.
                 session.commit()
             except BaseException:
                 session.rollback()

@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from mailflow import i18n
@@ -88,7 +87,7 @@ def _seller_locale(system: System, payload: object) -> str | None:
     return seller.locale if seller else None
 
 
-def _sale_facts(system: System, sale: Sale) -> dict[str, Any]:
+def _sale_facts(system: System, sale: Any) -> dict[str, Any]:
     deadline = sale.created_at + timedelta(hours=system.settings.policy.acceptance_deadline_hours)
     return {"sale": sale, "deadline": deadline}
 
@@ -106,7 +105,7 @@ def _view(request: Request, sale: Sale, seller: Seller) -> HTMLResponse:
     )
 
 
-def _already(request: Request, sale: Sale, seller: Seller) -> HTMLResponse:
+def _already(request: Request, sale: Any, seller: Any) -> HTMLResponse:
     return _pages(request).render(
         "already.html.j2",
         seller.locale,
@@ -115,7 +114,7 @@ def _already(request: Request, sale: Sale, seller: Seller) -> HTMLResponse:
     )
 
 
-def _impossible(request: Request, sale: Sale, seller: Seller, action: Action) -> HTMLResponse:
+def _impossible(request: Request, sale: Any, seller: Any, action: Action) -> HTMLResponse:
     hint = i18n.hint_for(action, SaleStatus(sale.status), seller.locale)
     return _pages(request).render(
         "conflict.html.j2", seller.locale, 409, hint=hint, **_sale_facts(_system(request), sale)
@@ -162,39 +161,43 @@ async def act(request: Request, token: str) -> HTMLResponse:
 
 
 def _act(request: Request, token: str, reason: Reason) -> HTMLResponse:
+    system, pages = _system(request), _pages(request)
     try:
-        link, sale, seller = _resolve(request, token)
-    except _Stop as stop:
-        return stop.response
-    if link.action == "view":
+        link = system.signer.verify_sale_token(token)
+    except (ExpiredLink, InvalidLink):
+        link = None
+    if link is None or link.action == "view":
+        # Bad and expired links, and a POST to a "view" link, answer as their GET does.
+        try:
+            link, sale, seller = _resolve(request, token)
+        except _Stop as stop:
+            return stop.response
         return _view(request, sale, seller)
     action = LINK_ACTIONS[link.action]
-    assert sale.id is not None
     try:
+        # The transaction reads the sale with its seller: no read of its own before it, and
+        # the page shows the sale as the transaction left it.
         outcome = sales.transition(
-            _system(request).services,
-            sale.id,
+            system.services,
+            link.sale_id,
             action,
             actor=Actor.SELLER,
             channel=Channel.EMAIL_LINK,
             reason=reason if action is Action.REFUSE else None,
+            view=False,
         )
     except NotFound:
-        return _pages(request).render("notfound.html.j2", seller.locale, 404)
+        return pages.render("notfound.html.j2", _browser_locale(request), 404)
     except Conflict:
-        with _system(request).db.read() as session:
-            fresh = _reload(session, sale.id)
+        try:
+            _, fresh, seller = _resolve(request, token)
+        except _Stop as stop:
+            return stop.response
         return _impossible(request, fresh, seller, action)
-    with _system(request).db.read() as session:
-        fresh = _reload(session, sale.id)
+    assert outcome.facts is not None
+    fresh, seller = outcome.facts.sale, outcome.facts.seller
     if not outcome.changed:
         return _already(request, fresh, seller)
-    return _pages(request).render(
-        "done.html.j2", seller.locale, action=link.action, **_sale_facts(_system(request), fresh)
+    return pages.render(
+        "done.html.j2", seller.locale, action=link.action, **_sale_facts(system, fresh)
     )
-
-
-def _reload(session: Session, sale_id: int) -> Sale:
-    sale = session.get(Sale, sale_id)
-    assert sale is not None
-    return sale

@@ -19,13 +19,20 @@ from email.message import EmailMessage
 from email.utils import parseaddr, parsedate_to_datetime
 from typing import Any
 
+import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailflow.bootstrap import System
+from mailflow.domain.sales import Action, Actor, Channel, Reason
 from mailflow.mail.delivery import DeliveryWorker
+from mailflow.mail.outbox import Result
+from mailflow.schemas import OrderIn, SellerIn
+from mailflow.services import console, orders, sales, sellers
+from mailflow.services.errors import Conflict
+from mailflow.store.database import OUTBOX_CHANNEL
 from mailflow.store.models import OutboxMessage
 from tests import factories
 from tests.support import (
@@ -604,3 +611,73 @@ class TestWakeUp:
             wait_for(lambda: worker.sent_count == 2, timeout=5)
         assert {r.status for r in _rows(system)} == {"sent"}
         assert sorted(_message_ids(handler)) == sorted(r.message_id for r in _rows(system))
+
+
+@pytest.mark.postgres
+class TestNotifyOnPostgres:
+    """Workers in other processes LISTEN; the outbox's trigger NOTIFYs on commit (0007)."""
+
+    def test_queued_mail_notifies_on_commit_only_and_delivery_results_do_not(
+        self, pg_only_url: str, make_system: Callable[..., System], clock: MovableClock
+    ) -> None:
+        system = make_system(pg_only_url)
+        ctx = system.services
+        dsn = system.db.listen_dsn()
+        assert dsn is not None
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+
+            def heard() -> int:
+                return len(list(listener.notifies(timeout=0.3)))
+
+            seller = sellers.create_seller(
+                ctx, SellerIn(name="Librairie", email="s@shop.example", locale="fr")
+            )
+            assert heard() == 0  # no mail, no notification
+
+            def order(external_id: str, *skus: str) -> OrderIn:
+                return OrderIn.model_validate(
+                    {
+                        "external_id": external_id,
+                        "buyer": {"email": "b@buyers.example", "name": "B", "locale": "fr"},
+                        "items": [
+                            {
+                                "seller_id": seller["id"],
+                                "sku": sku,
+                                "title": sku,
+                                "quantity": 1,
+                                "unit_price": "12.50",
+                            }
+                            for sku in skus
+                        ],
+                    }
+                )
+
+            placed = orders.place_order(ctx, order("A", "X"), None)
+            assert heard() == 1  # one per transaction, however many rows it queued
+
+            sale_id = placed.body["sales"][0]["id"]
+            sales.transition(
+                ctx,
+                sale_id,
+                Action.REFUSE,
+                actor=Actor.SELLER,
+                channel=Channel.EMAIL_LINK,
+                reason=Reason.OUT_OF_STOCK,
+            )
+            assert heard() == 1  # the buyer's email; listing X is now off sale
+
+            # Y's seller email is queued, then X is refused: the transaction rolls back.
+            with pytest.raises(Conflict):
+                orders.place_order(ctx, order("B", "Y", "X"), None)
+            assert heard() == 0
+
+            claimed = system.outbox_store.claim(10, clock())
+            assert len(claimed) == 2
+            assert heard() == 0  # a claim sets no status
+            system.outbox_store.record(
+                [Result(c.id, c.lease_until, "dead", "550 no") for c in claimed], clock()
+            )
+            assert heard() == 0  # results are not mail to send
+            console.retry_message(ctx, claimed[0].id)
+            assert heard() == 1  # a dead message put back in the queue

@@ -23,6 +23,7 @@ from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Counts, Standi
 from mailflow.mail import formatting
 from mailflow.mail.templates import Renderer, TemplateError, one_line, templates_root
 from mailflow.services import notify, policy
+from mailflow.services.facts import SaleFacts
 from mailflow.store.models import Buyer, Order, Sale, Seller
 
 LOCALES = ("fr", "en")
@@ -143,7 +144,7 @@ def sample_context(
         id=3, external_id="CMD-2026-0042", buyer_id=4, request_hash="0" * 64, created_at=CREATED
     )
     ctx = cast(Any, SimpleNamespace(policy=settings))
-    context = notify.sale_context(ctx, sale, seller, buyer, order)
+    context = notify.sale_context(ctx, SaleFacts(sale, seller, order, buyer, None))
     if key in LINK_KEYS:
         base = "https://market.example/s/"
         context["links"] = {
