@@ -76,23 +76,27 @@ class Outbox:
             date=now,
             template=key,
         )
-        row_id = session.connection().execute(
-            _INSERT,
-            {
-                "template": key,
-                "locale": to.locale,
-                "sender": sender_addr,
-                "recipient": to.email,
-                "subject": rendered.subject,
-                "message_id": message_id,
-                "body": body,
-                "sale_id": sale_id,
-                "status": QUEUED,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            },
-        ).scalar_one()
+        row_id = (
+            session.connection()
+            .execute(
+                _INSERT,
+                {
+                    "template": key,
+                    "locale": to.locale,
+                    "sender": sender_addr,
+                    "recipient": to.email,
+                    "subject": rendered.subject,
+                    "message_id": message_id,
+                    "body": body,
+                    "sale_id": sale_id,
+                    "status": QUEUED,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+            .scalar_one()
+        )
         session.info["mail_queued"] = True
         return int(row_id)
 
