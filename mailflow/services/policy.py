@@ -57,6 +57,18 @@ _COUNTS_OF_SELLER = select(*_count_columns()).where(
 )
 
 
+_SET_TIER = (
+    update(_sellers)
+    .where(_sellers.c.id == bindparam("b_id"), _sellers.c.tier_version == bindparam("b_version"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("tier", "tier_since", "suspended_until", "tier_version")
+        }
+    )
+)
+
+
 def counts_for(session: Session, seller_id: int, since: datetime) -> Counts:
     row = (
         session.connection()
@@ -120,11 +132,11 @@ def evaluate(
         "suspended_until": after.suspended_until,
         "tier_version": seller.tier_version + 1,
     }
-    won = session.execute(
-        update(_sellers)
-        .where(_sellers.c.id == seller_id, _sellers.c.tier_version == seller.tier_version)
-        .values(**values)
-    ).rowcount
+    won = (
+        session.connection()
+        .execute(_SET_TIER, {**values, "b_id": seller_id, "b_version": seller.tier_version})
+        .rowcount
+    )
     if not won:
         return None  # another process evaluated this seller at the same moment and won
     seller.__dict__.update(values)

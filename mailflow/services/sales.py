@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -68,11 +69,29 @@ def _money_of(payment: Any) -> money.Money:
     )
 
 
-_CAS = update(_sales).where(
-    _sales.c.id == bindparam("b_id"), _sales.c.status.in_(bindparam("b_sources", expanding=True))
-)
 _INSERT_EVENT = insert(_events)
-_UPDATE_PAYMENT = update(_payments).where(_payments.c.sale_id == bindparam("b_sale_id"))
+_PAYMENT_COLUMNS = ("state", "refunded_cents", "commission_cents", "payout_cents", "updated_at")
+_UPDATE_PAYMENT = (
+    update(_payments)
+    .where(_payments.c.sale_id == bindparam("b_sale_id"))
+    .values({name: bindparam(name) for name in _PAYMENT_COLUMNS})
+)
+
+
+@lru_cache(maxsize=16)
+def _cas(columns: tuple[str, ...]) -> Any:
+    """The compare-and-set that writes ``columns``, built once: executing it again costs no
+    statement building and no cache-key computation."""
+    return (
+        update(_sales)
+        .where(
+            _sales.c.id == bindparam("b_id"),
+            _sales.c.status.in_(bindparam("b_sources", expanding=True)),
+        )
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
 _LISTING_OFF_SALE = (
     update(_listings)
     .where(_listings.c.id == bindparam("b_id"))
@@ -121,8 +140,8 @@ def transition(
             values["message"] = message
         conn = facts.connection(session)
         won = conn.execute(
-            _CAS.values(**values),
-            {"b_id": sale_id, "b_sources": [s.value for s in sources_of(action)]},
+            _cas(tuple(values)),
+            {**values, "b_id": sale_id, "b_sources": [s.value for s in sources_of(action)]},
         ).rowcount
         if not won:
             # Another request changed the sale between our read and our update.
@@ -196,7 +215,7 @@ def _record(
             "payout_cents": money.to_cents(after.payout),
             "updated_at": event.at,
         }
-        conn.execute(_UPDATE_PAYMENT.values(**values), {"b_sale_id": event.sale_id})
+        conn.execute(_UPDATE_PAYMENT, {**values, "b_sale_id": event.sale_id})
         payment.__dict__.update(values)
         ctx.payments.settle(session, event.sale_id, before, after, payment.currency, event.at)
     if event.action is Action.REFUSE and event.reason == Reason.OUT_OF_STOCK.value:

@@ -8,6 +8,8 @@ compare-and-set updates, not on isolation, for exactly-one-winner transitions.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_WRITERS = 4
 OUTBOX_CHANNEL = "mailflow_outbox"
 
 
@@ -60,20 +63,60 @@ def _sqlite_engine(url: str, *, immediate: bool, **kwargs: Any) -> Engine:
     return engine
 
 
+class Turns:
+    """A counting semaphore that serves waiters in arrival order.
+
+    ``threading.Semaphore`` lets a thread that has just released take it again at once, so
+    under load a waiter can be passed over for seconds; here a release hands the place to
+    the longest waiter directly.
+    """
+
+    def __init__(self, places: int) -> None:
+        self._lock = threading.Lock()
+        self._free = places
+        self._waiters: deque[threading.Lock] = deque()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiters.append(gate)
+        gate.acquire()  # released by the holder that hands its place over
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
+
+
 class Database:
     """The engine plus the hooks that run after a transaction that queued mail commits."""
 
-    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
+    def __init__(
+        self, engine: Engine, read_engine: Engine | None = None, writers: int | None = None
+    ) -> None:
+        """``writers``: how many write transactions of this process run at once (the others
+        wait their turn in order, asleep); ``None``, no limit but the pool's."""
         self.engine = engine
         self.read_engine = read_engine or engine
         self._mail_hooks: list[Callable[[], None]] = []
+        self._writers = Turns(writers) if writers else None
+        self._depth = threading.local()
 
     @classmethod
     def from_url(cls, url: str) -> Database:
         engine = make_engine(url)
         if engine.dialect.name == "sqlite":
-            return cls(engine, make_engine(url, immediate=False))
-        return cls(engine)
+            # SQLite has one writer at a time: its threads queue on a lock here rather than
+            # on the database's busy handler, which polls with sleeps of up to 100 ms.
+            return cls(engine, make_engine(url, immediate=False), writers=1)
+        # Threads past the pool's steady size would only contend for the GIL and the pool.
+        return cls(engine, writers=POSTGRES_WRITERS)
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,6 +130,21 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits once at the end, rolls back on any error."""
+        depth = getattr(self._depth, "value", 0)
+        if self._writers is None or depth:
+            with self._transaction() as session:
+                yield session
+            return
+        with self._writers:
+            self._depth.value = 1
+            try:
+                with self._transaction() as session:
+                    yield session
+            finally:
+                self._depth.value = 0
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
