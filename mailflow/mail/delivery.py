@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 5.0
 FLUSH_LINGER_SECONDS = 0.02
+WAKE_LINGER_SECONDS = 0.05
+"""After a wake-up, wait this long before claiming: commits come in bursts, and on PostgreSQL
+every worker of every process hears every NOTIFY; one claim per burst, not one per commit."""
+NEXT_DUE_MAX_AGE_SECONDS = 1.0
+"""``next_due`` (a read of up to 1000 rows) is re-read at most this often while idle."""
 
 T = TypeVar("T")
 
@@ -71,6 +76,8 @@ class DeliveryWorker:
         self._results_ready: asyncio.Event | None = None
         self._inflight: set[int] = set()
         self._db: ThreadPoolExecutor | None = None
+        self._next_due: Any = None
+        self._next_due_read = float("-inf")
         self._stopping = False
         self.sent_count = 0
 
@@ -124,8 +131,11 @@ class DeliveryWorker:
             for item in claimed:
                 self._inflight.add(item.id)
                 await self._queue.put(item)
-            if claimed:
-                continue
+            if len(claimed) == batch:
+                continue  # a full batch: more may be due at once
+            # Fewer than asked: nothing else is due now. Another claim right away would come
+            # back empty (and on PostgreSQL every worker of every process tries): sleep until
+            # a commit wakes us, a result is recorded, or the next retry is due.
             if until_idle and not self._inflight:
                 await self._flush()
                 if not self._inflight and await self._nothing_due():
@@ -142,7 +152,14 @@ class DeliveryWorker:
         if self._inflight:
             timeout = min(timeout, 0.05)
         else:
-            next_due = await self._store(self.store.next_due)
+            assert self._loop is not None
+            next_due = self._next_due
+            if (
+                self._loop.time() - self._next_due_read >= NEXT_DUE_MAX_AGE_SECONDS
+                or (next_due is not None and next_due <= self.clock())
+            ):
+                next_due = self._next_due = await self._store(self.store.next_due)
+                self._next_due_read = self._loop.time()
             if next_due is not None:
                 # Wake for the next retry (or expired lease) rather than a whole poll later.
                 timeout = max(0.01, min(timeout, (next_due - self.clock()).total_seconds()))
@@ -152,6 +169,9 @@ class DeliveryWorker:
         finally:
             for task in waits:
                 task.cancel()
+        if self._wake.is_set() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WAKE_LINGER_SECONDS)
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call on the worker's store thread (one at a time, in order)."""
