@@ -39,6 +39,7 @@ class ServerSettings(_Section):
     port: int = Field(8000, ge=0, le=65535)
     timezone: str = "Europe/Paris"
     data_dir: str = ".mailflow"
+    threads: int = Field(4, ge=1, le=256)
 
     @field_validator("base_url")
     @classmethod

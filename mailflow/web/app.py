@@ -26,6 +26,7 @@ from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.pages import Pages
 from mailflow.web.seller import router as seller_router
 from mailflow.web.session import CsrfError
+from mailflow.web.threads import ThreadLimit
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def create_app(system: System) -> FastAPI:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(ApiAuthMiddleware, tokens=system.settings.api.tokens)
+    app.add_middleware(ThreadLimit, threads=system.settings.server.threads)
     app.add_exception_handler(CsrfError, _csrf_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(SATimeoutError, _database_unavailable)
