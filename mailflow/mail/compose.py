@@ -12,7 +12,6 @@ import binascii
 import re
 import secrets
 from datetime import datetime
-from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 CRLF = "\r\n"
@@ -30,12 +29,31 @@ def one_line(value: str) -> str:
     return _LINE_BREAKS.sub(" ", value).strip()
 
 
+_WORD_BYTES = 39
+"""UTF-8 bytes per encoded word: 52 characters of base64, 64 with ``=?utf-8?b?…?=``, so a
+line stays under 76 even after ``Subject: ``."""
+
+
 def _header_value(value: str) -> str:
     value = one_line(value)
     if value.isascii():
         return value
-    # Encoded words of at most 75 characters, folded with CRLF (RFC 2047 §2, RFC 5322 §2.1.1).
-    return Header(value, "utf-8").encode(linesep=CRLF)
+    # Encoded words of at most 75 characters, folded with CRLF (RFC 2047 §2, RFC 5322 §2.1.1),
+    # each holding whole characters (a character's bytes never straddle two words, §5).
+    words: list[str] = []
+    chunk = bytearray()
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(_encoded_word(chunk))
+            chunk = bytearray()
+        chunk += encoded
+    words.append(_encoded_word(chunk))
+    return (CRLF + " ").join(words)
+
+
+def _encoded_word(data: bytes | bytearray) -> str:
+    return "=?utf-8?b?" + binascii.b2a_base64(data, newline=False).decode("ascii") + "?="
 
 
 def address(display_name: str, addr: str) -> str:

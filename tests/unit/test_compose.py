@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailflow.mail.compose import AddressError, address, compose, new_message_id
+from mailflow.mail.compose import AddressError, address, compose, new_message_id, one_line
 
 
 def _compose(**overrides: str) -> bytes:
@@ -64,3 +66,18 @@ def test_message_ids_are_unique_and_use_the_sender_domain() -> None:
     ids = {new_message_id("no-reply@market.example") for _ in range(1000)}
     assert len(ids) == 1000
     assert all(i.endswith("@market.example>") for i in ids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300))
+def test_any_subject_survives_encoding_in_words_on_short_lines(subject: str) -> None:
+    raw = _compose(subject=subject)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    lines = head.split("\r\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("Subject: "))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+    if not one_line(subject).isascii():
+        # Encoded words of at most 75 characters, one a line (RFC 2047 §2).
+        assert all(len(line) <= 78 for line in lines[start:end])
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == one_line(subject)
