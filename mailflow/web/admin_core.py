@@ -78,7 +78,7 @@ def current_user(request: Request) -> ConsoleUser:
     return user
 
 
-def admin_user(user: Annotated[ConsoleUser, Depends(current_user)]) -> ConsoleUser:
+async def admin_user(user: Annotated[ConsoleUser, Depends(current_user)]) -> ConsoleUser:
     if not user.can_edit_templates:
         raise NotAllowed(t("admin.forbidden.templates", role=user.role.value))
     return user

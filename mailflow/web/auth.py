@@ -30,7 +30,7 @@ def token_ok(authorization: str | None, tokens: list[str]) -> bool:
     return ok
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:

@@ -1,4 +1,8 @@
-"""Request-scoped access to the running system."""
+"""Request-scoped access to the running system.
+
+The dependencies are ``async def``: FastAPI runs a plain ``def`` dependency on the thread pool,
+a hand-off per request that costs more than these look-ups.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ from mailflow.schemas import MAX_ID
 from mailflow.services.context import ServiceContext
 
 
-def get_system(request: Request) -> System:
+async def get_system(request: Request) -> System:
     return request.app.state.system  # type: ignore[no-any-return]
 
 
-def get_services(request: Request) -> ServiceContext:
+async def get_services(request: Request) -> ServiceContext:
     return request.app.state.system.services  # type: ignore[no-any-return]
 
 
