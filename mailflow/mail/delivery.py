@@ -154,9 +154,8 @@ class DeliveryWorker:
         else:
             assert self._loop is not None
             next_due = self._next_due
-            if (
-                self._loop.time() - self._next_due_read >= NEXT_DUE_MAX_AGE_SECONDS
-                or (next_due is not None and next_due <= self.clock())
+            if self._loop.time() - self._next_due_read >= NEXT_DUE_MAX_AGE_SECONDS or (
+                next_due is not None and next_due <= self.clock()
             ):
                 next_due = self._next_due = await self._store(self.store.next_due)
                 self._next_due_read = self._loop.time()

@@ -25,11 +25,18 @@ class Record(SimpleNamespace):
 
 _sales, _sellers, _orders = Sale.__table__, Seller.__table__, Order.__table__
 _buyers, _payments = Buyer.__table__, Payment.__table__
-_PARTS = (_sales, _sellers, _orders, _buyers, _payments)
-_NAMES = [tuple(c.name for c in table.c) for table in _PARTS]
+# What the emails and pages use of the order and buyer; all of the others.
+_PARTS = (
+    list(_sales.c),
+    list(_sellers.c),
+    [_orders.c.id, _orders.c.external_id, _orders.c.buyer_id],
+    [_buyers.c.id, _buyers.c.name, _buyers.c.email, _buyers.c.locale],
+    list(_payments.c),
+)
+_NAMES = [tuple(c.name for c in columns) for columns in _PARTS]
 
 _BY_SALE = (
-    select(*(c for table in _PARTS for c in table.c))
+    select(*(c for columns in _PARTS for c in columns))
     .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
     .select_from(
         _sales.join(_orders, _orders.c.id == _sales.c.order_id)

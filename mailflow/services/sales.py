@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlmodel import Session
 
 from mailflow.domain import money
@@ -78,15 +78,15 @@ _UPDATE_PAYMENT = (
 )
 
 
-@lru_cache(maxsize=16)
-def _cas(columns: tuple[str, ...]) -> Any:
-    """The compare-and-set that writes ``columns``, built once: executing it again costs no
-    statement building and no cache-key computation."""
+@lru_cache(maxsize=64)
+def _cas(columns: tuple[str, ...], sources: tuple[str, ...]) -> Any:
+    """The compare-and-set from ``sources`` that writes ``columns``, built once: executing it
+    again costs no statement building, cache-key computation or IN-list expansion."""
     return (
         update(_sales)
         .where(
             _sales.c.id == bindparam("b_id"),
-            _sales.c.status.in_(bindparam("b_sources", expanding=True)),
+            or_(*(_sales.c.status == source for source in sources)),
         )
         .values({name: bindparam(name) for name in columns})
     )
@@ -139,10 +139,8 @@ def transition(
         if message is not None:
             values["message"] = message
         conn = facts.connection(session)
-        won = conn.execute(
-            _cas(tuple(values)),
-            {**values, "b_id": sale_id, "b_sources": [s.value for s in sources_of(action)]},
-        ).rowcount
+        sources = tuple(sorted(s.value for s in sources_of(action)))
+        won = conn.execute(_cas(tuple(values), sources), {**values, "b_id": sale_id}).rowcount
         if not won:
             # Another request changed the sale between our read and our update.
             about = facts.load(session, sale_id)
