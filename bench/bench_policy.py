@@ -38,7 +38,12 @@ migrated the same way and dropped at the end, also on failure), in one run:
        is the STEADY STATE that follows, where (the clock being frozen) no seller changes
        tier — the sweeper's usual case;
    (d) one seller: ``counts_for(session, seller_id, since)`` for ``--singles`` random sellers in
-       one session, each call timed alone; the median (and p95) per call.
+       one session, each call timed alone; the median (and p95) per call;
+   (e) the sweeper as it runs in production: the clock moves ``policy.sweep_every_seconds``
+       before each pass, so the window slides and the incremental pass recounts the sellers
+       whose sales left the window plus those out of ``ok``; the median of ``--runs`` passes;
+   (f) between them, a full pass (``evaluate_all(ctx, full=True)``, what every 60th pass
+       does), also after the clock moved; its median.
 3. Print the EXPLAIN of the statements that ``counts_all`` and ``counts_for`` (and the
    baseline) actually send, captured from the engine — ``EXPLAIN QUERY PLAN`` on SQLite,
    ``EXPLAIN (ANALYZE, BUFFERS)`` on PostgreSQL — and a table: baseline ms, counts_all ms and
@@ -407,6 +412,9 @@ class Result:
     tiers: dict[str, int]
     evaluate: tuple[float, list[float]]
     evaluate_changed: list[int]
+    sliding: tuple[float, list[float]]
+    sliding_changed: list[int]
+    full: tuple[float, list[float]]
     single: list[float]
     plans: list[tuple[str, str, Any, list[str]]]
 
@@ -430,7 +438,8 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
     load_s = time.perf_counter() - t0
     print(f"[{name}] loaded {plan.sellers} sellers, {plan.sales} sales in {load_s:.1f} s ({how})")
 
-    system: System = build(make_settings(url), clock=lambda: plan.now, db=db)
+    moment = [plan.now]  # the clock, frozen until (e) moves it
+    system: System = build(make_settings(url), clock=lambda: moment[0], db=db)
     try:
         ctx = system.services
         since = policy.window_start(ctx.policy, plan.now)
@@ -481,6 +490,27 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
             f"(steady state; sellers changed per run: {changed})"
         )
 
+        # (e) the sweeper as it runs: the clock moves one sweep interval between passes, so the
+        # window slides and the incremental pass recounts the sellers whose sales left it (and
+        # those out of ok); every FULL_SWEEP_EVERY-th pass is a full recount, timed apart (f).
+        step = timedelta(seconds=ctx.policy.sweep_every_seconds)
+        slides: list[float] = []
+        slid_changed: list[int] = []
+        fulls: list[float] = []
+        for _ in range(args.runs):
+            moment[0] += step
+            slides.append(timed(lambda: slid_changed.append(policy.evaluate_all(ctx))))
+            moment[0] += step
+            fulls.append(timed(lambda: policy.evaluate_all(ctx, full=True)))
+        sliding = (statistics.median(slides), slides)
+        full = (statistics.median(fulls), fulls)
+        moment[0] = plan.now
+        print(
+            f"[{name}] (e) incremental sweep, window slid {step.total_seconds():g} s: median "
+            f"{sliding[0]:8.1f} ms  runs {fmt(slides)} (sellers changed per run: {slid_changed})"
+        )
+        print(f"[{name}] (f) full sweep              median {full[0]:8.1f} ms  runs {fmt(fulls)}")
+
         rng = random.Random(plan.seed + 1)
         ids = rng.sample(range(1, plan.sellers + 1), min(args.singles, plan.sellers))
         single: list[float] = []
@@ -504,7 +534,7 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
             ("counts_all", lambda s: policy.counts_all(s, since)),
             (f"counts_for (seller {busiest})", lambda s: policy.counts_for(s, busiest, since)),
         ):
-            with captured(db.engine) as seen, db.read() as session:
+            with captured(db.read_engine) as seen, db.read() as session:
                 call(session)
             statement, parameters = sales_statement(seen)
             plans.append((label, statement, parameters, explain(db.engine, statement, parameters)))
@@ -523,6 +553,9 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
             tiers,
             steady,
             changed,
+            sliding,
+            slid_changed,
+            full,
             single,
             plans,
         )
@@ -609,7 +642,8 @@ def report(results: list[Result], plan: Plan) -> None:
         )
     header = (
         f"{'database':<12}{'baseline ms':>12}{'counts_all ms':>15}{'ratio':>8}"
-        f"{'evaluate_all ms':>17}{'ratio':>8}{'one seller ms':>15}{'p95':>8}"
+        f"{'evaluate_all ms':>17}{'ratio':>8}{'sliding ms':>12}{'ratio':>8}{'full ms':>9}"
+        f"{'one seller ms':>15}{'p95':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -618,6 +652,7 @@ def report(results: list[Result], plan: Plan) -> None:
         print(
             f"{r.name:<12}{base:>12.1f}{every:>15.1f}{every / base:>7.2f}x"
             f"{steady:>17.1f}{steady / base:>7.2f}x"
+            f"{r.sliding[0]:>12.1f}{r.sliding[0] / base:>7.2f}x{r.full[0]:>9.1f}"
             f"{statistics.median(r.single):>15.3f}{percentile(r.single, 95):>8.3f}"
         )
     print("-" * len(header))
