@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -102,6 +103,11 @@ class Outbox:
 
 
 _INSERT = insert(_table).returning(_c.id)
+_RECORD_SENT = (
+    update(_table)
+    .where(_c.id == bindparam("b_id"), _c.status == QUEUED, _c.lease_until == bindparam("b_lease"))
+    .values(status=SENT, sent_at=bindparam("b_sent_at"), lease_until=None, last_error=None)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,38 @@ class Claimed:
     created_at: datetime
     lease_until: datetime
     """Also the claim's token: a result is written only while the row still holds it."""
+
+
+@lru_cache(maxsize=8)
+def _claim_statement(limit: int, skip_locked: bool) -> Any:
+    """Claim up to ``limit`` due rows (built once per limit: a worker claims every moment)."""
+    now = bindparam("b_now")
+    due = (
+        select(_c.id)
+        .where(
+            _c.status == QUEUED,
+            _c.next_attempt_at <= now,
+            or_(_c.lease_until.is_(None), _c.lease_until < now),
+        )
+        .order_by(_c.next_attempt_at, _c.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(_table)
+        .where(_c.id.in_(due.scalar_subquery()))
+        .values(lease_until=bindparam("b_lease_until"), attempts=_c.attempts + 1)
+        .returning(
+            _c.id,
+            _c.sender,
+            _c.recipient,
+            _c.body,
+            _c.attempts,
+            _c.created_at,
+            _c.lease_until,
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,34 +169,13 @@ class OutboxStore:
         self.lease = timedelta(seconds=lease_seconds)
 
     def claim(self, limit: int, now: datetime) -> list[Claimed]:
-        due = (
-            select(_c.id)
-            .where(
-                _c.status == QUEUED,
-                _c.next_attempt_at <= now,
-                or_(_c.lease_until.is_(None), _c.lease_until < now),
-            )
-            .order_by(_c.next_attempt_at, _c.id)
-            .limit(limit)
-        )
-        if not self.db.is_sqlite:
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            update(_table)
-            .where(_c.id.in_(due.scalar_subquery()))
-            .values(lease_until=now + self.lease, attempts=_c.attempts + 1)
-            .returning(
-                _c.id,
-                _c.sender,
-                _c.recipient,
-                _c.body,
-                _c.attempts,
-                _c.created_at,
-                _c.lease_until,
-            )
-        )
+        claim = _claim_statement(limit, not self.db.is_sqlite)
         with self.db.transaction() as session:
-            rows = session.execute(claim).all()
+            rows = (
+                session.connection()
+                .execute(claim, {"b_now": now, "b_lease_until": now + self.lease})
+                .all()
+            )
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
     def record(self, results: Iterable[Result], now: datetime) -> None:
@@ -172,16 +189,9 @@ class OutboxStore:
         with self.db.transaction() as session:
             if sent:
                 # The common case, one statement for the whole batch (an executemany).
-                session.execute(
-                    update(_table)
-                    .where(
-                        _c.id == bindparam("b_id"),
-                        _c.status == QUEUED,
-                        _c.lease_until == bindparam("b_lease"),
-                    )
-                    .values(status=SENT, sent_at=now, lease_until=None, last_error=None),
-                    sent,
-                )
+                for row in sent:
+                    row["b_sent_at"] = now
+                session.connection().execute(_RECORD_SENT, sent)
             for r in results:
                 if r.status == SENT:
                     continue
