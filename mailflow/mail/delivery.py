@@ -34,6 +34,8 @@ FLUSH_LINGER_SECONDS = 0.02
 WAKE_LINGER_SECONDS = 0.05
 """After a wake-up, wait this long before claiming: commits come in bursts, and on PostgreSQL
 every worker of every process hears every NOTIFY; one claim per burst, not one per commit."""
+INFLIGHT_POLL_SECONDS = 0.5
+"""While sending, claim again at least this often, wake-up or not (rows whose lease ran out)."""
 NEXT_DUE_MAX_AGE_SECONDS = 1.0
 """``next_due`` (a read of up to 1000 rows) is re-read at most this often while idle."""
 
@@ -150,7 +152,7 @@ class DeliveryWorker:
         assert self._wake is not None
         timeout = self.poll_seconds
         if self._inflight:
-            timeout = min(timeout, 0.05)
+            timeout = min(timeout, INFLIGHT_POLL_SECONDS)
         else:
             assert self._loop is not None
             next_due = self._next_due
@@ -301,5 +303,10 @@ class DeliveryWorker:
             self._inflight.discard(result.id)
             if result.status == SENT:
                 self.sent_count += 1
-        if self._wake is not None:
+        retry = any(result.status == QUEUED for result in batch)
+        if retry:
+            self._next_due_read = float("-inf")  # a retry moved the next due time
+        if self._wake is not None and (retry or not self._inflight):
+            # A retry may soon be due, and an empty pipeline may end a drain; a result alone
+            # brings nothing new to claim (new mail wakes the claim loop itself).
             self._wake.set()
