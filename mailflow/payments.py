@@ -19,7 +19,7 @@ from sqlmodel import Session
 from mailflow.domain.money import Money, PaymentState, to_cents
 from mailflow.store.models import LedgerEntry
 
-_ledger = LedgerEntry.__table__
+_INSERT_ENTRIES = insert(LedgerEntry.__table__)
 
 
 class PaymentGateway(Protocol):
@@ -63,7 +63,7 @@ class Ledger:
             entries.append((kind, after.payout - before.payout))
         if entries:
             session.connection().execute(
-                insert(_ledger),
+                _INSERT_ENTRIES,
                 [
                     {
                         "sale_id": sale_id,

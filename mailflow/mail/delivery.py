@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import aiosmtplib
@@ -78,7 +78,7 @@ class DeliveryWorker:
         self._results_ready: asyncio.Event | None = None
         self._inflight: set[int] = set()
         self._db: ThreadPoolExecutor | None = None
-        self._next_due: Any = None
+        self._next_due: datetime | None = None
         self._next_due_read = float("-inf")
         self._stopping = False
         self.sent_count = 0

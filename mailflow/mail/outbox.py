@@ -185,12 +185,14 @@ class OutboxStore:
         again and delivered it; such a stale result is dropped rather than undoing that.
         """
         results = list(results)
-        sent = [{"b_id": r.id, "b_lease": r.lease_until} for r in results if r.status == SENT]
+        sent = [
+            {"b_id": r.id, "b_lease": r.lease_until, "b_sent_at": now}
+            for r in results
+            if r.status == SENT
+        ]
         with self.db.transaction() as session:
             if sent:
                 # The common case, one statement for the whole batch (an executemany).
-                for row in sent:
-                    row["b_sent_at"] = now
                 session.connection().execute(_RECORD_SENT, sent)
             for r in results:
                 if r.status == SENT:

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
-from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from mailflow.store.models import Buyer, Order, Payment, Sale, Seller
@@ -58,13 +57,8 @@ class SaleFacts:
     payment: Record | None
 
 
-def connection(session: Session) -> Connection:
-    """The session's connection: plain statements skip the ORM's unit of work."""
-    return session.connection()
-
-
 def load(session: Session, sale_id: int) -> SaleFacts | None:
-    row = connection(session).execute(_BY_SALE, {"sale_id": sale_id}).first()
+    row = session.connection().execute(_BY_SALE, {"sale_id": sale_id}).first()
     if row is None:
         return None
     parts: list[Record | None] = []
@@ -81,7 +75,7 @@ def load(session: Session, sale_id: int) -> SaleFacts | None:
 
 
 def seller(session: Session, seller_id: int) -> Record | None:
-    row = connection(session).execute(_SELLER, {"seller_id": seller_id}).first()
+    row = session.connection().execute(_SELLER, {"seller_id": seller_id}).first()
     return None if row is None else record(row)
 
 

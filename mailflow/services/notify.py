@@ -37,9 +37,9 @@ NOTICES: dict[Action, tuple[tuple[str, str], ...]] = {
 }
 
 
-def sale_context(ctx: ServiceContext, facts: SaleFacts) -> dict[str, Any]:
+def sale_context(ctx: ServiceContext, about: SaleFacts) -> dict[str, Any]:
     """The variables every sale email gets (documented in docs/templates.md)."""
-    sale, seller, buyer, order = facts.sale, facts.seller, facts.buyer, facts.order
+    sale, seller, buyer, order = about.sale, about.seller, about.buyer, about.order
     deadline = sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
     return {
         "sale": {
@@ -62,8 +62,8 @@ def sale_context(ctx: ServiceContext, facts: SaleFacts) -> dict[str, Any]:
     }
 
 
-def _payment(facts: SaleFacts) -> dict[str, Any]:
-    payment = facts.payment
+def _payment(about: SaleFacts) -> dict[str, Any]:
+    payment = about.payment
     assert payment is not None
     return {
         "state": payment.state,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -97,19 +98,15 @@ _INSERT_ORDER = insert(_orders).returning(_orders.c.id)
 _INSERT_SALE = insert(_sales).returning(_sales.c.id)
 _INSERT_PAYMENT = insert(Payment.__table__)
 _INSERT_EVENT = insert(SaleEvent.__table__)
-_insert_ignore_cache: dict[tuple[str, str], Any] = {}
 
 
-def _insert_ignore(conn: Connection, table: Any, keys: list[str], *returning: Any) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING …``: no row back if it was there."""
-    dialect = conn.dialect.name
-    statement = _insert_ignore_cache.get((dialect, table.name))
-    if statement is None:
-        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert_of(table).on_conflict_do_nothing(index_elements=keys)
-        statement = statement.returning(*returning)
-        _insert_ignore_cache[(dialect, table.name)] = statement
-    return statement
+@lru_cache(maxsize=8)
+def _insert_ignore(dialect: str, table: Any, keys: tuple[str, ...], *returning: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING …`` (built once): no row back if it was
+    there."""
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_of(table).on_conflict_do_nothing(index_elements=keys)
+    return statement.returning(*(table.c[name] for name in returning))
 
 
 def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> OrderResult:
@@ -117,7 +114,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
     # fails the order's INSERT on its unique constraint, before anything is checked or
     # queued, and ``place_order`` answers it from the order already there.
     with ctx.db.transaction() as session:
-        conn = facts.connection(session)
+        conn = session.connection()
         now = ctx.clock()
         seller_ids = sorted({item.seller_id for item in data.items})
         sellers = {
@@ -215,7 +212,7 @@ def _buyer(conn: Connection, data: OrderIn, now: Any) -> Record:
     row = conn.execute(_BUYER, {"b_email": email}).first()
     if row is None:
         values = {"email": email, "name": data.buyer.name, "locale": data.buyer.locale}
-        statement = _insert_ignore(conn, _buyers, ["email"], _buyers.c.id)
+        statement = _insert_ignore(conn.dialect.name, _buyers, ("email",), "id")
         made = conn.execute(statement, {**values, "created_at": now}).first()
         if made is not None:
             return Record(id=made.id, **values)
@@ -234,9 +231,8 @@ def _listing(conn: Connection, seller_id: int, sku: str, title: str, now: Any) -
     """The seller's listing of ``sku``, made (on sale) if new."""
     row = conn.execute(_LISTING, {"b_seller": seller_id, "b_sku": sku}).first()
     if row is None:
-        statement = _insert_ignore(
-            conn, _listings, ["seller_id", "sku"], _listings.c.id, _listings.c.active
-        )
+        keys = ("seller_id", "sku")
+        statement = _insert_ignore(conn.dialect.name, _listings, keys, "id", "active")
         values = {"seller_id": seller_id, "sku": sku, "title": title, "active": True}
         row = conn.execute(statement, {**values, "updated_at": now}).first()
         if row is None:  # a concurrent order made it

@@ -138,7 +138,7 @@ def transition(
             values["reason"] = reason.value
         if message is not None:
             values["message"] = message
-        conn = facts.connection(session)
+        conn = session.connection()
         sources = tuple(sorted(s.value for s in sources_of(action)))
         won = conn.execute(_cas(tuple(values), sources), {**values, "b_id": sale_id}).rowcount
         if not won:
@@ -186,7 +186,7 @@ def _record(
     ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
 ) -> None:
     """The event, the money and the listing; ``about.payment`` is updated to match."""
-    conn = facts.connection(session)
+    conn = session.connection()
     conn.execute(
         _INSERT_EVENT,
         {
