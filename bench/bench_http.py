@@ -44,8 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,19 @@ def settings_for(db_url: str, port: int) -> Any:
 # -- the server (``bench_http.py --serve URL PORT``, a subprocess) -----------------------------
 
 
-def serve(db_url: str, port: int) -> None:
+def serve(db_url: str, port: int, breakdown: bool) -> None:
     import uvicorn
 
     from mailflow.bootstrap import build
     from mailflow.web.app import create_app
 
-    app = create_app(build(settings_for(db_url, port)))
+    system = build(settings_for(db_url, port))
+    app = create_app(system)
     app.add_api_route("/bare", lambda: {"ok": True}, methods=["POST"])
+    if breakdown:
+        from _breakdown import Meter
+
+        Meter().install(system, app)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -111,6 +117,7 @@ class Phase:
     failures: int
     client_cpu: float
     server_cpu: float
+    meter: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -271,6 +278,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _meter(port: int) -> dict[str, int]:
+    """The bench server's ``Meter`` totals (``--breakdown``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/meter", timeout=10) as answer:
+        return json.load(answer)  # type: ignore[no-any-return]
+
+
 def _cpu_of(pid: int) -> float:
     raw = Path(f"/proc/{pid}/stat").read_text()
     fields = raw[raw.rfind(")") + 2 :].split()
@@ -324,7 +337,8 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
                 system.services,
                 SellerIn(name=f"Seller {i}", email=f"seller{i}@sellers.example", locale="fr"),
             )
-        server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port)])
+        command = [sys.executable, __file__, "--serve", url, str(port)]
+        server = subprocess.Popen(command + ["--breakdown"] * args.breakdown)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -348,9 +362,11 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
                     "prefix": prefix,
                     "paths": str(paths) if paths else "",
                 }
+                meter0 = _meter(port) if args.breakdown else {}
                 cpu0 = _cpu_of(server.pid)
                 r = run_load(spec)
                 server_cpu = _cpu_of(server.pid) - cpu0
+                meter = _meter(port) if args.breakdown else {}
                 result = Phase(
                     label,
                     r["requests"],
@@ -360,6 +376,7 @@ def bench_one(kind: str, args: argparse.Namespace, client: str, work: Path) -> d
                     r["failures"],
                     r["cpu"],
                     server_cpu,
+                    {k: v - meter0.get(k, 0) for k, v in meter.items()},
                 )
                 if label != "warm-up":
                     print(result.line(), flush=True)
@@ -435,12 +452,21 @@ def summary(kind: str, r: dict[str, Phase], concurrency: int) -> list[str]:
         f"(goal ≥ {GOAL_CLICKS}: {mark(ratio_c >= GOAL_CLICKS)}; server-CPU ratio {cpu_c:.3f})",
         f"  clicks at {concurrency} clients: p50 {c.p50_ms:.1f} ms, p99 {c.p99_ms:.1f} ms   "
         f"(goal p99 < {GOAL_P99_MS:.0f} ms: {mark(c.p99_ms < GOAL_P99_MS)})",
+    ] + (breakdown(r, cpu_bare * 1000) if o.meter else [])
+
+
+def breakdown(r: dict[str, Phase], bare_ms: float) -> list[str]:
+    from _breakdown import lines
+
+    return ["  where the server's CPU goes, ms per request (--breakdown):"] + [
+        lines(p.label, p.requests, p.server_cpu, bare_ms, p.meter)
+        for p in (r["orders"], r["clicks"])
     ]
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], int(sys.argv[3]))
+        serve(sys.argv[2], int(sys.argv[3]), "--breakdown" in sys.argv[4:])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         load_main(json.loads(sys.argv[2]))
@@ -451,6 +477,11 @@ def main() -> None:
     parser.add_argument("--bare-requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the parts of each request inside the server (bench/_breakdown.py)",
+    )
     args = parser.parse_args()
     client = args.client
     print(
