@@ -5,8 +5,9 @@ thread CPU time spent in each (``time.thread_time_ns``: time asleep on the datab
 the GIL is not counted):
 
 - ``service``: ``orders.place_order`` and ``sales.transition``, the whole transaction;
-- ``statements``: SQLAlchemy's ``Connection.execute``, from the statement to its result;
-- ``driver``: the DB-API calls under it (the dialect's execute); ``commit``: the commit;
+- ``statements``: ``store.direct``'s and SQLAlchemy's ``execute``, from statement to result;
+- ``driver``: the DB-API calls under them (the cursor's, or the dialect's execute);
+  ``commit``: the commit;
 - ``render``: the email's templates and CSS inlining; ``compose``: the MIME message;
 - ``page``: the HTML page a click answers with; ``link``: the link's signature check.
 
@@ -57,11 +58,20 @@ class Meter:
 
         import mailflow.mail.outbox as outbox
         from mailflow.services import orders, sales
+        from mailflow.store.direct import Direct
 
         orders.place_order = self.wrap("service", orders.place_order)
         sales.transition = self.wrap("service", sales.transition)
         execute = self.wrap("statements", Connection.execute, within="service")
         Connection.execute = execute  # type: ignore[method-assign]
+        Direct.execute = self.wrap("statements", Direct.execute, "service")  # type: ignore[method-assign]
+        Direct.executemany = self.wrap("statements", Direct.executemany, "service")  # type: ignore[method-assign]
+        cursor_of = Direct._cursor
+
+        def timed_cursor(direct: Direct) -> _TimedCursor:
+            return _TimedCursor(cursor_of(direct), self)
+
+        Direct._cursor = timed_cursor  # type: ignore[method-assign]
         dialect = system.db.engine.dialect
         for method in ("do_execute", "do_executemany", "do_execute_no_params"):
             setattr(dialect, method, self.wrap("driver", getattr(dialect, method), "service"))
@@ -73,6 +83,19 @@ class Meter:
         pages.render = self.wrap("page", pages.render)
         system.signer.verify_sale_token = self.wrap("link", system.signer.verify_sale_token)
         app.add_api_route("/bench/meter", lambda: dict(self.ns), methods=["GET"])
+
+
+class _TimedCursor:
+    """A DB-API cursor whose statements and fetches count as ``driver``."""
+
+    def __init__(self, cursor: Any, meter: Meter) -> None:
+        self._cursor = cursor
+        self.execute = meter.wrap("driver", cursor.execute, "service")
+        self.executemany = meter.wrap("driver", cursor.executemany, "service")
+        self.fetchall = meter.wrap("driver", cursor.fetchall, "service")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 def lines(label: str, requests: int, server_cpu: float, bare_cpu: float, ns: dict[str, int]) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from mailflow.domain.money import Money, PaymentState, to_cents
+from mailflow.store import direct
 from mailflow.store.models import LedgerEntry
 
 _INSERT_ENTRIES = insert(LedgerEntry.__table__)
@@ -62,7 +63,7 @@ class Ledger:
             kind = "payout" if after.payout > before.payout else "payout_void"
             entries.append((kind, after.payout - before.payout))
         if entries:
-            session.connection().execute(
+            direct.connection(session).executemany(
                 _INSERT_ENTRIES,
                 [
                     {

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from mailflow.clock import Clock
 from mailflow.mail.compose import address, compose, new_message_id, split_address
 from mailflow.mail.templates import Renderer
+from mailflow.store import direct
 from mailflow.store.database import Database
 from mailflow.store.models import OutboxMessage
 
@@ -78,7 +79,7 @@ class Outbox:
             template=key,
         )
         row_id = (
-            session.connection()
+            direct.connection(session)
             .execute(
                 _INSERT,
                 {
@@ -172,7 +173,7 @@ class OutboxStore:
         claim = _claim_statement(limit, not self.db.is_sqlite)
         with self.db.transaction() as session:
             rows = (
-                session.connection()
+                direct.connection(session)
                 .execute(claim, {"b_now": now, "b_lease_until": now + self.lease})
                 .all()
             )
@@ -193,7 +194,7 @@ class OutboxStore:
         with self.db.transaction() as session:
             if sent:
                 # The common case, one statement for the whole batch (an executemany).
-                session.connection().execute(_RECORD_SENT, sent)
+                direct.connection(session).executemany(_RECORD_SENT, sent)
             for r in results:
                 if r.status == SENT:
                     continue

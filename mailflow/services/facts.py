@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
 from sqlmodel import Session
 
+from mailflow.store import direct
 from mailflow.store.models import Buyer, Order, Payment, Sale, Seller
 
 
@@ -58,7 +59,7 @@ class SaleFacts:
 
 
 def load(session: Session, sale_id: int) -> SaleFacts | None:
-    row = session.connection().execute(_BY_SALE, {"sale_id": sale_id}).first()
+    row = direct.connection(session).execute(_BY_SALE, {"sale_id": sale_id}).first()
     if row is None:
         return None
     parts: list[Record | None] = []
@@ -75,9 +76,9 @@ def load(session: Session, sale_id: int) -> SaleFacts | None:
 
 
 def seller(session: Session, seller_id: int) -> Record | None:
-    row = session.connection().execute(_SELLER, {"seller_id": seller_id}).first()
+    row = direct.connection(session).execute(_SELLER, {"seller_id": seller_id}).first()
     return None if row is None else record(row)
 
 
 def record(row: Any) -> Record:
-    return Record(**row._mapping)
+    return Record(**row._asdict())

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -27,6 +26,8 @@ from mailflow.services import facts, notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, InvalidInput
 from mailflow.services.facts import Record, SaleFacts
+from mailflow.store import direct
+from mailflow.store.direct import Direct
 from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent, Seller
 
 
@@ -114,7 +115,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
     # fails the order's INSERT on its unique constraint, before anything is checked or
     # queued, and ``place_order`` answers it from the order already there.
     with ctx.db.transaction() as session:
-        conn = session.connection()
+        conn = direct.connection(session)
         now = ctx.clock()
         seller_ids = sorted({item.seller_id for item in data.items})
         sellers = {
@@ -206,7 +207,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
         return OrderResult(body, created=True)
 
 
-def _buyer(conn: Connection, data: OrderIn, now: Any) -> Record:
+def _buyer(conn: Direct, data: OrderIn, now: Any) -> Record:
     """The buyer by email, made if new; name and locale follow the latest order."""
     email = data.buyer.email
     row = conn.execute(_BUYER, {"b_email": email}).first()
@@ -227,7 +228,7 @@ def _buyer(conn: Connection, data: OrderIn, now: Any) -> Record:
     return buyer
 
 
-def _listing(conn: Connection, seller_id: int, sku: str, title: str, now: Any) -> Record:
+def _listing(conn: Direct, seller_id: int, sku: str, title: str, now: Any) -> Record:
     """The seller's listing of ``sku``, made (on sale) if new."""
     row = conn.execute(_LISTING, {"b_seller": seller_id, "b_sku": sku}).first()
     if row is None:

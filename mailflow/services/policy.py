@@ -22,6 +22,7 @@ from mailflow.services import facts
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import NotFound
 from mailflow.services.facts import Record
+from mailflow.store import direct
 from mailflow.store.models import Sale, Seller
 
 _sellers = Seller.__table__
@@ -71,7 +72,7 @@ _SET_TIER = (
 
 def counts_for(session: Session, seller_id: int, since: datetime) -> Counts:
     row = (
-        session.connection()
+        direct.connection(session)
         .execute(_COUNTS_OF_SELLER, {"b_seller": seller_id, "b_since": since})
         .one()
     )
@@ -133,7 +134,7 @@ def evaluate(
         "tier_version": seller.tier_version + 1,
     }
     won = (
-        session.connection()
+        direct.connection(session)
         .execute(_SET_TIER, {**values, "b_id": seller_id, "b_version": seller.tier_version})
         .rowcount
     )

@@ -36,6 +36,7 @@ from mailflow.services import facts, notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
 from mailflow.services.facts import SaleFacts
+from mailflow.store import direct
 from mailflow.store.models import Listing, Payment, Sale, SaleEvent
 
 _sales = Sale.__table__
@@ -138,7 +139,7 @@ def transition(
             values["reason"] = reason.value
         if message is not None:
             values["message"] = message
-        conn = session.connection()
+        conn = direct.connection(session)
         sources = tuple(sorted(s.value for s in sources_of(action)))
         won = conn.execute(_cas(tuple(values), sources), {**values, "b_id": sale_id}).rowcount
         if not won:
@@ -186,7 +187,7 @@ def _record(
     ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
 ) -> None:
     """The event, the money and the listing; ``about.payment`` is updated to match."""
-    conn = session.connection()
+    conn = direct.connection(session)
     conn.execute(
         _INSERT_EVENT,
         {
