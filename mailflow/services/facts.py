@@ -16,6 +16,7 @@ from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
 from sqlmodel import Session
 
 from mailflow.store import direct
+from mailflow.store.direct import Direct
 from mailflow.store.models import Buyer, Order, Payment, Sale, Seller
 
 
@@ -47,6 +48,7 @@ _BY_SALE = (
     .where(_sales.c.id == bindparam("sale_id"))
 )
 _SELLER = select(_sellers).where(_sellers.c.id == bindparam("seller_id"))
+_SELLERS = select(_sellers).where(_sellers.c.id.in_(bindparam("b_ids", expanding=True)))
 
 
 @dataclass(slots=True)
@@ -78,6 +80,16 @@ def load(session: Session, sale_id: int) -> SaleFacts | None:
 def seller(session: Session, seller_id: int) -> Record | None:
     row = direct.connection(session).execute(_SELLER, {"seller_id": seller_id}).first()
     return None if row is None else record(row)
+
+
+def sellers(conn: Direct, seller_ids: list[int]) -> dict[int, Record]:
+    """Sellers by id, in one statement; an ``IN`` list (compiled for each length) only for
+    several."""
+    if len(seller_ids) == 1:
+        rows = conn.execute(_SELLER, {"seller_id": seller_ids[0]})
+    else:
+        rows = conn.execute(_SELLERS, {"b_ids": seller_ids})
+    return {row.id: record(row) for row in rows}
 
 
 def record(row: Any) -> Record:

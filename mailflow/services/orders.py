@@ -28,7 +28,7 @@ from mailflow.services.errors import Conflict, InvalidInput
 from mailflow.services.facts import Record, SaleFacts
 from mailflow.store import direct
 from mailflow.store.direct import Direct
-from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent, Seller
+from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,8 @@ def place_order(ctx: ServiceContext, data: OrderIn, idempotency_key: str | None)
             return OrderResult(_result(session, order), created=False)
 
 
-_buyers, _orders, _sellers = Buyer.__table__, Order.__table__, Seller.__table__
+_buyers, _orders = Buyer.__table__, Order.__table__
 _listings, _sales = Listing.__table__, Sale.__table__
-_SELLERS = select(_sellers).where(_sellers.c.id.in_(bindparam("b_ids", expanding=True)))
 _BUYER = select(_buyers.c.id, _buyers.c.name, _buyers.c.email, _buyers.c.locale).where(
     _buyers.c.email == bindparam("b_email")
 )
@@ -118,9 +117,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
         conn = direct.connection(session)
         now = ctx.clock()
         seller_ids = sorted({item.seller_id for item in data.items})
-        sellers = {
-            row.id: facts.record(row) for row in conn.execute(_SELLERS, {"b_ids": seller_ids})
-        }
+        sellers = facts.sellers(conn, seller_ids)
         buyer = _buyer(conn, data, now)
         order_values = {
             "external_id": data.external_id,
