@@ -32,6 +32,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session
 
 _CURSOR = "mailflow.direct.cursor"
+_DIRECT = "mailflow.direct"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +136,14 @@ class Direct:
 
 
 def connection(session: Session) -> Direct:
-    """The session's transaction, for statements run directly (the transaction begins here)."""
-    return Direct(session.connection())
+    """The session's transaction, for statements run directly (the transaction begins here).
+
+    Kept in ``session.info`` until the session lets its connection go (a commit or a
+    rollback): asking the session again costs more than most statements."""
+    known = session.info.get(_DIRECT)
+    if known is None or known.connection.closed:
+        known = session.info[_DIRECT] = Direct(session.connection())
+    return known  # type: ignore[no-any-return]
 
 
 def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
