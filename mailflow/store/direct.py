@@ -11,7 +11,8 @@ Errors come out as SQLAlchemy's own. A unique violation is still
 ``sqlalchemy.exc.IntegrityError``. A dropped connection is invalidated in the pool, as
 ``Connection.execute`` would do. A statement this module cannot run as compiled is run by
 ``Connection.execute`` instead: one with an expanding ``IN``, or with a column default
-computed in Python.
+computed in Python. So is every statement while the engine logs statements (``echo``) or has
+cursor-execute listeners (tracing): they see what they saw before.
 
 Plans are cached by statement object: pass statements built once (module constants, or
 builders under ``lru_cache``), as SQLAlchemy's own cache would not need.
@@ -78,15 +79,23 @@ class Result:
 class Direct:
     """A transaction's connection, running statements as compiled plans."""
 
-    __slots__ = ("connection", "dialect")
+    __slots__ = ("_observed", "connection", "dialect")
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.dialect = connection.dialect
+        # Statement logging (``echo``) and cursor-execute listeners (tracing, debugging)
+        # see what SQLAlchemy runs: with either, every statement goes through it.
+        dispatch = connection.dispatch
+        self._observed = bool(
+            connection.engine.echo
+            or dispatch.before_cursor_execute
+            or dispatch.after_cursor_execute
+        )
 
     def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         params = params or {}
-        plan = _plan(statement, self.dialect, tuple(sorted(params)))
+        plan = None if self._observed else _plan(statement, self.dialect, tuple(sorted(params)))
         if plan is None:
             return self.connection.execute(statement, params)
         values = _values(plan, params)
@@ -100,7 +109,7 @@ class Direct:
 
     def executemany(self, statement: Executable, params: list[Mapping[str, Any]]) -> None:
         """One statement for each of ``params`` (all with the same names); no rows back."""
-        plan = _plan(statement, self.dialect, tuple(sorted(params[0])))
+        plan = None if self._observed else _plan(statement, self.dialect, tuple(sorted(params[0])))
         if plan is None or plan.row is not None:
             self.connection.execute(statement, params)
             return

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import String, bindparam, cast, insert, select, update
+from sqlalchemy import String, bindparam, cast, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
 
 from mailflow.bootstrap import System
@@ -143,3 +143,22 @@ def test_one_insists_on_one_row(system: System) -> None:
         with pytest.raises(MultipleResultsFound):
             conn.execute(select(_sellers.c.id)).one()
         assert conn.execute(SELLER_BY_ID, {"b_id": seller_id + 100}).first() is None
+
+
+def test_cursor_listeners_still_see_every_statement(system: System) -> None:
+    """Tracing and debugging hooks on the engine keep working: with a listener present, the
+    statements go through SQLAlchemy's own execution."""
+    seen: list[str] = []
+
+    def before(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(system.db.engine, "before_cursor_execute", before)
+    try:
+        with system.db.transaction() as session:
+            seller_id = _seller(direct.connection(session), "traced")
+            direct.connection(session).execute(SELLER_BY_ID, {"b_id": seller_id}).one()
+    finally:
+        event.remove(system.db.engine, "before_cursor_execute", before)
+    assert any(s.startswith("INSERT INTO sellers") for s in seen)
+    assert any(s.startswith("SELECT sellers.id") for s in seen)
