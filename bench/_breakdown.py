@@ -67,9 +67,14 @@ class Meter:
         Direct.execute = self.wrap("statements", Direct.execute, "service")  # type: ignore[method-assign]
         Direct.executemany = self.wrap("statements", Direct.executemany, "service")  # type: ignore[method-assign]
         cursor_of = Direct._cursor
+        timed: dict[int, _TimedCursor] = {}  # one per DB-API cursor, as Direct keeps them
 
         def timed_cursor(direct: Direct) -> _TimedCursor:
-            return _TimedCursor(cursor_of(direct), self)
+            cursor = cursor_of(direct)
+            known = timed.get(id(cursor))
+            if known is None or known.cursor is not cursor:
+                known = timed[id(cursor)] = _TimedCursor(cursor, self)
+            return known
 
         Direct._cursor = timed_cursor  # type: ignore[method-assign]
         dialect = system.db.engine.dialect
@@ -89,13 +94,13 @@ class _TimedCursor:
     """A DB-API cursor whose statements and fetches count as ``driver``."""
 
     def __init__(self, cursor: Any, meter: Meter) -> None:
-        self._cursor = cursor
+        self.cursor = cursor
         self.execute = meter.wrap("driver", cursor.execute, "service")
         self.executemany = meter.wrap("driver", cursor.executemany, "service")
         self.fetchall = meter.wrap("driver", cursor.fetchall, "service")
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
+        return getattr(self.cursor, name)
 
 
 def lines(label: str, requests: int, server_cpu: float, bare_cpu: float, ns: dict[str, int]) -> str:
