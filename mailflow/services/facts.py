@@ -83,8 +83,8 @@ def seller(session: Session, seller_id: int) -> Record | None:
 
 
 def sellers(conn: Direct, seller_ids: list[int]) -> dict[int, Record]:
-    """Sellers by id, in one statement; an ``IN`` list (compiled for each length) only for
-    several."""
+    """Sellers by id, in one statement; an ``IN`` list (which ``store.direct`` leaves to
+    SQLAlchemy) only for several."""
     if len(seller_ids) == 1:
         rows = conn.execute(_SELLER, {"seller_id": seller_ids[0]})
     else:

@@ -48,7 +48,8 @@ def _count_columns() -> list[Any]:
     return [
         func.count(),
         func.count().filter(Sale.status == SaleStatus.CANCELLED.value),
-        # OR rather than IN: an IN list is compiled again for each call (store.direct)
+        # OR rather than IN: an IN list is an expanding parameter, which store.direct
+        # leaves to SQLAlchemy
         func.count().filter(or_(*(Sale.status == status for status in _REFUSED))),
         func.count().filter(Sale.status == SaleStatus.WITHDRAWN.value),
     ]

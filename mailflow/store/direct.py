@@ -102,10 +102,10 @@ class Direct:
         cursor = self._cursor()
         try:
             cursor.execute(plan.sql, values)
-            rows = cursor.fetchall() if plan.row is not None else []
+            rows = _rows(plan, cursor.fetchall()) if plan.row is not None else []
         except self.dialect.loaded_dbapi.Error as error:
             raise self._error(plan.sql, values, error, cursor) from error
-        return Result(_rows(plan, rows), cursor.rowcount)
+        return Result(rows, cursor.rowcount)
 
     def executemany(self, statement: Executable, params: list[Mapping[str, Any]]) -> None:
         """One statement for each of ``params`` (all with the same names); no rows back."""
@@ -165,8 +165,6 @@ def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
 
 
 def _rows(plan: _Plan, rows: list[Any]) -> list[Any]:
-    if plan.row is None:
-        return []
     make, results = plan.row._make, plan.results  # type: ignore[attr-defined]
     if not any(results):
         return [make(row) for row in rows]
@@ -179,7 +177,8 @@ def _rows(plan: _Plan, rows: list[Any]) -> list[Any]:
 @lru_cache(maxsize=256)
 def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
-    binds = compiled.binds
+    # The parameters the SQL holds (``compiled.binds`` also keeps those the compiler replaced).
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
     if any(b.expanding or b.literal_execute for b in binds.values()):
         return None
     if compiled.escaped_bind_names:
