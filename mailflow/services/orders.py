@@ -22,13 +22,13 @@ from mailflow.domain.events import SaleCreated
 from mailflow.domain.money import PaymentState
 from mailflow.domain.sales import Actor, Channel, SaleStatus
 from mailflow.schemas import OrderIn
-from mailflow.services import facts, notify, policy
+from mailflow.services import facts, notify, policy, sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, InvalidInput
 from mailflow.services.facts import Record, SaleFacts
 from mailflow.store import direct
 from mailflow.store.direct import Direct
-from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent
+from mailflow.store.models import Buyer, Listing, Order, Payment, Sale
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,22 @@ def _request_hash(data: OrderIn) -> str:
 
 
 def _result(session: Session, order: Order) -> dict[str, Any]:
-    sales = session.execute(
+    rows = session.execute(
         select(Sale.id, Sale.seller_id, Sale.status)
         .where(Sale.order_id == order.id)
         .order_by(Sale.id)
     ).all()
+    return _body(order, rows)
+
+
+def _body(order: Any, sales_of_order: Any) -> dict[str, Any]:
+    """The API's answer: ``order`` and its sales, models, rows or ``Record``s."""
     return {
         "order_id": order.id,
         "external_id": order.external_id,
-        "sales": [{"id": s.id, "seller_id": s.seller_id, "status": s.status} for s in sales],
+        "sales": [
+            {"id": s.id, "seller_id": s.seller_id, "status": s.status} for s in sales_of_order
+        ],
     }
 
 
@@ -97,7 +104,6 @@ _LISTING = select(_listings.c.id, _listings.c.active).where(
 _INSERT_ORDER = insert(_orders).returning(_orders.c.id)
 _INSERT_SALE = insert(_sales).returning(_sales.c.id)
 _INSERT_PAYMENT = insert(Payment.__table__)
-_INSERT_EVENT = insert(SaleEvent.__table__)
 
 
 @lru_cache(maxsize=8)
@@ -176,19 +182,8 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
                 updated_at=now,
             )
             conn.execute(_INSERT_PAYMENT, vars(payment))
-            conn.execute(
-                _INSERT_EVENT,
-                {
-                    "sale_id": sale_id,
-                    "action": "create",
-                    "from_status": None,
-                    "to_status": SaleStatus.PENDING.value,
-                    "actor": Actor.API.value,
-                    "channel": Channel.API.value,
-                    "reason": None,
-                    "note": None,
-                    "at": now,
-                },
+            sales.insert_event(
+                conn, sale_id, "create", None, SaleStatus.PENDING.value, Actor.API, Channel.API, now
             )
             about = SaleFacts(sale, sellers[item.seller_id], order, buyer, payment)
             notify.sale_created(ctx, session, about, SaleCreated(sale_id, now))
@@ -196,12 +191,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
         for seller_id in seller_ids:
             # A new sale grows the denominator (and may cross min_sales).
             policy.evaluate(ctx, session, seller_id, sellers[seller_id])
-        body = {
-            "order_id": order.id,
-            "external_id": order.external_id,
-            "sales": [{"id": s.id, "seller_id": s.seller_id, "status": s.status} for s in made],
-        }
-        return OrderResult(body, created=True)
+        return OrderResult(_body(order, made), created=True)
 
 
 def _buyer(conn: Direct, data: OrderIn, now: Any) -> Record:

@@ -37,6 +37,7 @@ from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
 from mailflow.services.facts import SaleFacts
 from mailflow.store import direct
+from mailflow.store.direct import Direct
 from mailflow.store.models import Listing, Payment, Sale, SaleEvent
 
 _sales = Sale.__table__
@@ -183,24 +184,52 @@ def _conflict(exc: IllegalTransition) -> Conflict:
     )
 
 
+def insert_event(
+    conn: Direct,
+    sale_id: int,
+    action: str,
+    source: str | None,
+    target: str,
+    actor: Actor,
+    channel: Channel,
+    at: datetime,
+    *,
+    reason: str | None = None,
+    note: str | None = None,
+) -> None:
+    """One line of the sale's history (``source`` is None for its creation)."""
+    conn.execute(
+        _INSERT_EVENT,
+        {
+            "sale_id": sale_id,
+            "action": action,
+            "from_status": source,
+            "to_status": target,
+            "actor": actor.value,
+            "channel": channel.value,
+            "reason": reason,
+            "note": note,
+            "at": at,
+        },
+    )
+
+
 def _record(
     ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
 ) -> None:
     """The event, the money and the listing; ``about.payment`` is updated to match."""
     conn = direct.connection(session)
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "sale_id": event.sale_id,
-            "action": event.action.value,
-            "from_status": event.source.value,
-            "to_status": event.target.value,
-            "actor": event.actor.value,
-            "channel": event.channel.value,
-            "reason": event.reason,
-            "note": event.note,
-            "at": event.at,
-        },
+    insert_event(
+        conn,
+        event.sale_id,
+        event.action.value,
+        event.source.value,
+        event.target.value,
+        event.actor,
+        event.channel,
+        event.at,
+        reason=event.reason,
+        note=event.note,
     )
     payment = about.payment
     assert payment is not None
