@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.extract import extract, extract_python
@@ -62,29 +63,32 @@ def _first_key(messages: object) -> str | None:
     return next((m for m in found if isinstance(m, str) and m), None)
 
 
-def _python_keys() -> set[str]:
+def _keys(paths: list[Path], method: object) -> set[str]:
+    """The keys of the calls Babel's extractor finds (each call's first string argument:
+    ``i18n.t(locale, key)`` has it second), and the key-shaped literals."""
     keys: set[str] = set()
-    for path in sorted((ROOT / "mailflow").rglob("*.py")):
+    for path in paths:
         source = path.read_bytes()
-        # i18n.t(locale, key) has the key second: take each call's first string argument.
-        for _, _, messages, _ in extract_python(io.BytesIO(source), KEYWORDS, [], {}):
-            key = _first_key(messages)
+        for found in extract(method, io.BytesIO(source), KEYWORDS):  # type: ignore[arg-type]
+            key = _first_key(found[1])
             if key:
                 keys.add(key)
         keys |= set(KEY_SHAPED.findall(source.decode()))
     return keys
+
+
+def _python_keys() -> set[str]:
+    return _keys(sorted((ROOT / "mailflow").rglob("*.py")), _python_calls)
+
+
+def _python_calls(fileobj: Any, keywords: Any, comment_tags: Any, options: Any) -> Any:
+    """Babel's Python extractor, each call with all its arguments (no keyword spec)."""
+    for lineno, _, messages, comments in extract_python(fileobj, keywords, comment_tags, options):
+        yield lineno, "", (_first_key(messages),), comments
 
 
 def _template_keys() -> set[str]:
-    keys: set[str] = set()
-    for path in sorted(PAGES.rglob("*.j2")):
-        source = path.read_bytes()
-        for _, message, _, _ in extract(babel_extract, io.BytesIO(source), KEYWORDS):
-            key = _first_key(message)
-            if key:
-                keys.add(key)
-        keys |= set(KEY_SHAPED.findall(source.decode()))
-    return keys
+    return _keys(sorted(PAGES.rglob("*.j2")), babel_extract)
 
 
 def _dynamic_keys() -> set[str]:
@@ -100,7 +104,7 @@ def _all_messages(locale: str) -> dict[str, tuple[str, ...]]:
                 continue
             key = message.id if isinstance(message.id, str) else message.id[0]
             strings = message.string if isinstance(message.string, tuple) else (message.string,)
-            found[key] = tuple(strings)
+            found[key] = tuple(str(form or "") for form in strings)
     return found
 
 
