@@ -10,7 +10,12 @@ Parsing all the catalogs takes a few milliseconds, once per process.
 The msgids are keys (``seller.sales.title``), not English sentences: English is a translation
 like French, and a test checks that every key the code and the templates use is translated in
 every catalog, with the same placeholders. A plural message has its key as both msgid and
-msgid_plural, and one msgstr per plural form of the locale (``Plural-Forms`` in the header).
+msgid_plural, and one msgstr per plural form of the locale (``Plural-Forms`` in the header;
+French has three in CLDR: one, many (millions), other).
+
+A new message is a key added to the ``.po`` of its audience in every locale; until then
+``tests/unit/test_i18n.py`` fails and names it. Shared words (statuses, reasons, hints, the
+labels and the pages' frame) are in ``common``; a key lives in one domain only.
 """
 
 from __future__ import annotations

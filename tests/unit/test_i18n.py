@@ -233,3 +233,18 @@ class TestLocales:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
         )
         assert out.stdout.strip() == "[]"
+
+
+class TestPageWording:
+    def test_markup_built_in_a_template_is_kept_and_the_message_escaped(self) -> None:
+        from mailflow.mail.templates import templates_root
+        from mailflow.web.pages import Pages, _worded
+
+        messages = {"k": "From {version} & on", "p": "<{x}>"}
+        env = Pages(templates_root(), "Europe/Paris").env
+        page = env.from_string(
+            "{% set v %}<strong>{{ n }}</strong>{% endset %}"
+            '{{ t("k", version=v) }}|{{ t("p", x=n) }}'
+        )
+        html = page.render(t=lambda key, **values: _worded(messages[key], values), n="<1>")
+        assert html == "From <strong>&lt;1&gt;</strong> &amp; on|&lt;&lt;1&gt;&gt;"
