@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import OperationalError
 
-from mailflow import __version__, cli_admin, cli_templates
+from mailflow import __version__, cli_admin, cli_templates, i18n
 from mailflow.bootstrap import System, build
 from mailflow.config import ConfigError, Loaded, load
 from mailflow.mail.inbox import list_messages
@@ -232,7 +232,7 @@ def _sales(args: argparse.Namespace) -> int:
         problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
         raise CliError(problems) from exc
     except ServiceError as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
+        hint = f" ({i18n.hint('en', exc.hint)})" if exc.hint else ""
         raise CliError(f"sale {args.sale_id}: {exc.message}{hint}") from exc
     finally:
         system.close()

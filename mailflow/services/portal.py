@@ -25,7 +25,6 @@ from mailflow.domain.sales import (
     SaleStatus,
     plan,
 )
-from mailflow.i18n import hint_for
 from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.services import accounts, notify, sales
 from mailflow.services.context import ServiceContext
@@ -200,21 +199,19 @@ def cancel_preview(
     ``message``: rendered by the renderer that sends, in the buyer's language, with the
     sale and the payment as the cancellation would leave them. Nothing is stored.
 
-    Raises ``Conflict`` (with a hint in the seller's language) when the sale cannot be
+    Raises ``Conflict`` (with a hint code) when the sale cannot be
     cancelled from its state, and ``NotFound`` for a sale that is not the seller's.
     """
     with ctx.db.read() as session:
         sale = _own_sale(session, seller_id, sale_id)
-        seller = session.get(Seller, seller_id)
         try:
             plan(Action.CANCEL, SaleStatus(sale.status))
         except (AlreadyDone, IllegalTransition) as exc:
             status = SaleStatus(sale.status)
-            locale = seller.locale if seller else DEFAULT_LOCALE
             raise Conflict(
                 f"cannot cancel a sale that is {status.value}",
                 code="illegal_transition",
-                hint=hint_for(Action.CANCEL, status, locale),
+                hint=f"{Action.CANCEL.value}.{status.value}",
                 status=status.value,
             ) from exc
         context = notify.preview_context(ctx, session, BUYER_CANCEL_KEY, sale)

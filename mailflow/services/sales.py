@@ -31,7 +31,6 @@ from mailflow.domain.sales import (
     plan,
     sources_of,
 )
-from mailflow.i18n import hint_for
 from mailflow.services import facts, notify, policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
@@ -179,7 +178,7 @@ def _conflict(exc: IllegalTransition) -> Conflict:
     return Conflict(
         f"cannot {exc.action.value} a sale that is {exc.status.value}",
         code="illegal_transition",
-        hint=hint_for(exc.action, exc.status, "en"),
+        hint=f"{exc.action.value}.{exc.status.value}",
         status=exc.status.value,
     )
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.services import accounts
-from mailflow.web import admin_mail, admin_sales, admin_templates
+from mailflow.web import admin_mail, admin_sales, admin_templates, console_locale
 from mailflow.web.admin_core import (
     LOGIN_PATH,
     SESSION_USER,
@@ -109,6 +109,14 @@ async def logout(request: Request) -> Response:
     request.session.pop(CSRF_FIELD, None)
     flash(request, t("admin.logout.done"))
     return redirect(LOGIN_PATH)
+
+
+@router.post("/language")
+async def language(request: Request) -> Response:
+    """The viewer's choice of language for the console, kept in the session."""
+    form = await form_with_csrf(request)
+    console_locale.remember(request, field(form, "locale"))
+    return redirect(_safe_next(field(form, "next")))
 
 
 router.include_router(admin_templates.router)

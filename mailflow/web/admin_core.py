@@ -2,9 +2,10 @@
 route class that answers a missing sign-in, a missing role, a bad CSRF token, bad input or an
 unknown record with a page of the console (never the JSON the API answers with).
 
-Console pages are in English. They all render with ``scripts=True``: mailflow's own
-``admin.js`` (CSP ``script-src 'self'``), and frames from the same origin for the sandboxed
-previews of email HTML.
+Console pages are in the viewer's language (``console_locale``: their choice, else the
+browser's, else English), times with their zone. They all render with ``scripts=True``:
+mailflow's own ``admin.js`` (CSP ``script-src 'self'``), and frames from the same origin for
+the sandboxed previews of email HTML.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from mailflow.services import accounts, console
 from mailflow.services.accounts import ConsoleUser
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import NotFound
+from mailflow.web import console_locale
 from mailflow.web.pages import Pages
 from mailflow.web.session import CsrfError, csrf_token, pop_flashes
 
-LOCALE = "en"
 SESSION_USER = "console_user_id"
 LOGIN_PATH = "/admin/login"
 
@@ -55,8 +56,13 @@ class NotAllowed(Exception):
     """The signed-in user's role cannot do this; the message says why."""
 
 
-def t(key: str, **values: object) -> str:
-    return i18n.t(LOCALE, key, **values)
+def t(key: str, /, **values: object) -> str:
+    return i18n.t(console_locale.current(), key, **values)
+
+
+def hint_words(code: str | None) -> str:
+    """The words of a service's hint code, in the viewer's language."""
+    return i18n.hint(console_locale.current(), code)
 
 
 def system_of(request: Request) -> System:
@@ -139,11 +145,16 @@ def render(
     """A console page, with the signed-in user, the menu, a CSRF token and the flashes."""
     pages: Pages = request.app.state.pages
     user: ConsoleUser | None = getattr(request.state, "console_user", None)
+    query = f"?{request.url.query}" if request.url.query else ""
     return pages.render(
         name,
-        LOCALE,
+        console_locale.current(),
         status_code,
         scripts=True,
+        zone_shown=True,
+        zone_name=pages.timezone,
+        languages=console_locale.LANGUAGES,
+        here=request.url.path + query if request.method == "GET" else request.url.path,
         title=title,
         user=user,
         nav=_nav(request, user),
@@ -175,6 +186,10 @@ class AdminRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            with console_locale.answering(request):
+                return await answer(request)
+
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except LoginRequired:

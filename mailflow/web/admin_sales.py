@@ -19,6 +19,7 @@ from mailflow.web.admin_core import (
     AdminRoute,
     UserDep,
     field,
+    hint_words,
     page_number,
     redirect,
     render,
@@ -145,8 +146,8 @@ def _withdraw(request: Request, sale_id: int, form: dict[str, Any]) -> Response:
             note=note or None,
         )
     except Conflict as exc:
-        hint = f" {exc.hint}" if exc.hint else ""
+        hint = f" {hint_words(exc.hint)}" if exc.hint else ""
         flash(request, t("admin.withdraw.impossible", problem=exc.message) + hint, "error")
         return redirect(back)
-    flash(request, t("admin.withdraw.done" if outcome.changed else "admin.withdraw.already"))
+    flash(request, t("admin.withdraw.done") if outcome.changed else t("admin.withdraw.already"))
     return redirect(back)

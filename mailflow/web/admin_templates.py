@@ -22,6 +22,7 @@ from mailflow.mail.validation import Problem
 from mailflow.services import console, templates
 from mailflow.services.accounts import ConsoleUser, normalized_email
 from mailflow.services.errors import InvalidInput
+from mailflow.web import console_locale
 from mailflow.web.admin_core import (
     FRAME_HEADERS,
     AdminDep,
@@ -256,7 +257,7 @@ def _frame(
     if rendered is not None:
         return HTMLResponse(rendered["html"], headers=FRAME_HEADERS)
     pages = request.app.state.pages
-    html = pages.env.get_template("admin/frame_problems.html.j2").render(problems=problems)
+    html = pages.html("admin/frame_problems.html.j2", console_locale.current(), problems=problems)
     return HTMLResponse(html, headers=FRAME_HEADERS)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from mailflow import __version__
+from mailflow import __version__, i18n
 from mailflow.bootstrap import System
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
@@ -27,6 +27,9 @@ from mailflow.web.pages import Pages
 from mailflow.web.seller import router as seller_router
 from mailflow.web.session import CsrfError
 from mailflow.web.threads import ThreadLimit
+
+# The API speaks English: its hints are worded for a developer reading the answer.
+API_LOCALE = "en"
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status is not None:
         body["status"] = exc.status
     if exc.hint is not None:
-        body["hint"] = exc.hint
+        body["hint"] = i18n.hint(API_LOCALE, exc.hint)
     return JSONResponse(body, status_code=code)
 
 
