@@ -24,15 +24,14 @@ from mailflow.services.accounts import ConsoleUser, normalized_email
 from mailflow.services.errors import InvalidInput
 from mailflow.web.admin_core import (
     FRAME_HEADERS,
-    AdminDep,
     AdminRoute,
     field,
     number,
     redirect,
     render,
-    services_of,
     t,
 )
+from mailflow.web.deps import AdminDep, ServicesDep, pages_of, services_of
 from mailflow.web.session import flash, form_with_csrf
 
 router = APIRouter(prefix="/templates", route_class=AdminRoute)
@@ -81,8 +80,8 @@ def _by_part(problems: list[Problem]) -> dict[str, list[Problem]]:
 
 
 @router.get("", response_class=HTMLResponse)
-def list_page(request: Request, user: AdminDep) -> HTMLResponse:
-    rows = templates.list_templates(services_of(request))
+def list_page(request: Request, user: AdminDep, ctx: ServicesDep) -> HTMLResponse:
+    rows = templates.list_templates(ctx)
     keys: dict[str, dict[str, Any]] = {}
     for row in rows:
         kind = catalog.KINDS[row["key"]]
@@ -242,10 +241,15 @@ def _preview_frame(request: Request, key: str, locale: str, form: dict[str, Any]
 
 @router.get("/{key}/{locale}/preview.html", response_class=HTMLResponse)
 def version_html(
-    request: Request, key: str, locale: str, user: AdminDep, version: int | None = None
+    request: Request,
+    key: str,
+    locale: str,
+    user: AdminDep,
+    ctx: ServicesDep,
+    version: int | None = None,
 ) -> HTMLResponse:
     """A saved version's HTML as it would be sent, with the key's sample data."""
-    view = templates.show(services_of(request), key, locale, version)
+    view = templates.show(ctx, key, locale, version)
     rendered, problems = _preview(request, key, locale, {p: view[p] for p in PARTS}, None)
     return _frame(request, rendered, problems)
 
@@ -255,16 +259,20 @@ def _frame(
 ) -> HTMLResponse:
     if rendered is not None:
         return HTMLResponse(rendered["html"], headers=FRAME_HEADERS)
-    pages = request.app.state.pages
-    html = pages.env.get_template("admin/frame_problems.html.j2").render(problems=problems)
+    template = pages_of(request).env.get_template("admin/frame_problems.html.j2")
+    html = template.render(problems=problems)
     return HTMLResponse(html, headers=FRAME_HEADERS)
 
 
 @router.get("/{key}/{locale}/diff", response_class=HTMLResponse)
 def diff_page(
-    request: Request, key: str, locale: str, user: AdminDep, version: int | None = None
+    request: Request,
+    key: str,
+    locale: str,
+    user: AdminDep,
+    ctx: ServicesDep,
+    version: int | None = None,
 ) -> HTMLResponse:
-    ctx = services_of(request)
     view = templates.show(ctx, key, locale, version)
     version = view["version"]
     against_default = drift = None
