@@ -15,18 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailflow.domain.sales import (
-    MAX_MESSAGE_LENGTH,
-    Action,
-    Actor,
-    AlreadyDone,
-    Channel,
-    IllegalTransition,
-    Reason,
-    SaleStatus,
-    allowed_actions,
-    plan,
-)
+from mailflow.domain import sales as rules
+from mailflow.domain.sales import MAX_MESSAGE_LENGTH, Action, Actor, Channel, Reason, SaleStatus
 from mailflow.services import facts, sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
@@ -110,7 +100,7 @@ class ActionOutcome:
 
 def possible(status: str) -> tuple[Action, ...]:
     """The actions possible on a sale that is ``status``, in a stable order."""
-    return tuple(allowed_actions(SaleStatus(status)))
+    return tuple(rules.allowed_actions(SaleStatus(status)))
 
 
 def _summary(ctx: ServiceContext, sale: Any) -> SaleSummary:
@@ -145,16 +135,16 @@ def preview(ctx: ServiceContext, sale_id: int, action: Action | None) -> ActionP
     hint = None
     if action is not None:
         try:
-            plan(action, status)
+            rules.plan(action, status)
             would_change = True
-        except AlreadyDone:
+        except rules.AlreadyDone:
             already_done = True
-        except IllegalTransition:
+        except rules.IllegalTransition:
             hint = Hint(action, status)
     return ActionPreview(
         sale=_summary(ctx, about.sale),
         locale=about.seller.locale,
-        link_actions=tuple(a for a in allowed_actions(status) if a in EMAIL_LINK_ACTIONS),
+        link_actions=tuple(a for a in rules.allowed_actions(status) if a in EMAIL_LINK_ACTIONS),
         would_change=would_change,
         already_done=already_done,
         hint=hint,

@@ -241,15 +241,10 @@ def _preview_frame(request: Request, key: str, locale: str, form: dict[str, Any]
 
 @router.get("/{key}/{locale}/preview.html", response_class=HTMLResponse)
 def version_html(
-    request: Request,
-    key: str,
-    locale: str,
-    user: AdminDep,
-    ctx: ServicesDep,
-    version: int | None = None,
+    request: Request, key: str, locale: str, user: AdminDep, version: int | None = None
 ) -> HTMLResponse:
     """A saved version's HTML as it would be sent, with the key's sample data."""
-    view = templates.show(ctx, key, locale, version)
+    view = templates.show(services_of(request), key, locale, version)
     rendered, problems = _preview(request, key, locale, {p: view[p] for p in PARTS}, None)
     return _frame(request, rendered, problems)
 
@@ -266,13 +261,9 @@ def _frame(
 
 @router.get("/{key}/{locale}/diff", response_class=HTMLResponse)
 def diff_page(
-    request: Request,
-    key: str,
-    locale: str,
-    user: AdminDep,
-    ctx: ServicesDep,
-    version: int | None = None,
+    request: Request, key: str, locale: str, user: AdminDep, version: int | None = None
 ) -> HTMLResponse:
+    ctx = services_of(request)
     view = templates.show(ctx, key, locale, version)
     version = view["version"]
     against_default = drift = None

@@ -9,10 +9,10 @@ that does not exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -163,6 +163,25 @@ def _buyer_message(form: dict[str, Any]) -> str:
         raise _Invalid("seller.form.bad_message") from None
 
 
+@dataclass(frozen=True)
+class _SalePost:
+    """A POST on one of the seller's sales: its checked form, the seller and the services."""
+
+    request: Request
+    form: dict[str, Any]
+    seller: SellerInfo
+    services: ServiceContext
+
+
+async def _sale_post(
+    request: Request, form: CsrfForm, seller: SellerDep, services: ServicesDep
+) -> _SalePost:
+    return _SalePost(request, form, seller, services)
+
+
+SalePost = Annotated[_SalePost, Depends(_sale_post)]
+
+
 @dataclass
 class _Posted:
     seller: SellerInfo
@@ -171,15 +190,9 @@ class _Posted:
     message: str | None
 
 
-async def _posted(
-    request: Request,
-    form: dict[str, Any],
-    seller: SellerInfo,
-    services: ServiceContext,
-    raw_id: str,
-    action: Action,
-) -> _Posted | Response:
+async def _posted(post: _SalePost, raw_id: str, action: Action) -> _Posted | Response:
     """The checked form of a POST on a sale, or the page that answers it instead."""
+    request, form, seller, services = post.request, post.form, post.seller, post.services
     number = sale_number(raw_id)
     if number is None:
         return not_found(request, seller)
@@ -217,15 +230,9 @@ async def _conflict(
     return _sale_response(request, posted.seller, sale, 409, error=error)
 
 
-async def _act(
-    request: Request,
-    form: dict[str, Any],
-    seller: SellerInfo,
-    services: ServiceContext,
-    raw_id: str,
-    action: Action,
-) -> Response:
-    posted = await _posted(request, form, seller, services, raw_id, action)
+async def _act(post: _SalePost, raw_id: str, action: Action) -> Response:
+    request, seller, services = post.request, post.seller, post.services
+    posted = await _posted(post, raw_id, action)
     if not isinstance(posted, _Posted):
         return posted
     try:
@@ -253,32 +260,25 @@ async def _act(
 
 
 @router.post("/sales/{sale_id}/accept", response_class=HTMLResponse)
-async def accept(
-    request: Request, sale_id: str, form: CsrfForm, seller: SellerDep, services: ServicesDep
-) -> Response:
-    return await _act(request, form, seller, services, sale_id, Action.ACCEPT)
+async def accept(sale_id: str, post: SalePost) -> Response:
+    return await _act(post, sale_id, Action.ACCEPT)
 
 
 @router.post("/sales/{sale_id}/refuse", response_class=HTMLResponse)
-async def refuse(
-    request: Request, sale_id: str, form: CsrfForm, seller: SellerDep, services: ServicesDep
-) -> Response:
-    return await _act(request, form, seller, services, sale_id, Action.REFUSE)
+async def refuse(sale_id: str, post: SalePost) -> Response:
+    return await _act(post, sale_id, Action.REFUSE)
 
 
 @router.post("/sales/{sale_id}/cancel", response_class=HTMLResponse)
-async def cancel(
-    request: Request, sale_id: str, form: CsrfForm, seller: SellerDep, services: ServicesDep
-) -> Response:
-    return await _act(request, form, seller, services, sale_id, Action.CANCEL)
+async def cancel(sale_id: str, post: SalePost) -> Response:
+    return await _act(post, sale_id, Action.CANCEL)
 
 
 @router.post("/sales/{sale_id}/cancel/preview", response_class=HTMLResponse)
-async def cancel_preview(
-    request: Request, sale_id: str, form: CsrfForm, seller: SellerDep, services: ServicesDep
-) -> Response:
+async def cancel_preview(sale_id: str, post: SalePost) -> Response:
     """What the buyer will read if the seller confirms: nothing is changed or sent."""
-    posted = await _posted(request, form, seller, services, sale_id, Action.CANCEL)
+    request, seller, services = post.request, post.seller, post.services
+    posted = await _posted(post, sale_id, Action.CANCEL)
     if not isinstance(posted, _Posted):
         return posted
     assert posted.reason is not None and posted.message is not None
