@@ -51,10 +51,11 @@ def _imports(module: str, *, top_level_only: bool = False) -> set[str]:
     nodes: list[ast.AST]
     if top_level_only:
         nodes = []
-        for node in tree.body:
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        for statement in tree.body:
+            if isinstance(statement, ast.If) and "TYPE_CHECKING" in ast.unparse(statement.test):
                 continue
-            nodes.extend(ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node])
+            guarded = isinstance(statement, (ast.If, ast.Try))
+            nodes.extend(ast.walk(statement) if guarded else [statement])
     else:
         nodes = list(ast.walk(tree))
     found: set[str] = set()
