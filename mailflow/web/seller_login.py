@@ -57,7 +57,7 @@ def _limits(request: Request) -> _Limits:
                 RateLimit(LIMIT_PER_ADDRESS, LIMIT_WINDOW_SECONDS),
             )
             state.seller_login_limits = limits
-    return limits  # type: ignore[no-any-return]
+    return limits
 
 
 def _next_page(request: Request) -> str:
