@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
@@ -27,6 +28,13 @@ PAGE_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+
+
+def browser_locale(request: Request) -> str | None:
+    """The first language the browser asks for (pages fall back to it before they know whose
+    they are)."""
+    header = request.headers.get("accept-language", "")
+    return header.split(",")[0].split(";")[0].strip() or None
 
 
 class Pages:
