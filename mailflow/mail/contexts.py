@@ -97,7 +97,9 @@ class EventVars:
 class RateVars:
     """The cancellation rate over the seller's sales in the rolling window. The policy values
     (``threshold``, ``window_days``, …) come from ``[policy]`` in the configuration: show them
-    with these variables, never as fixed text ("5 %")."""
+    with these variables, never as fixed text ("5 %"); as percentages:
+    ``{{ rate.value|percent }}``, ``{{ rate.threshold|percent }}`` (``5 %`` in fr, ``5%`` in
+    en)."""
 
     value: float = var(
         "`float` (ratio): (`cancelled` [+ `refused` if `count_refusals`]) / `counted`; 0.0 "
