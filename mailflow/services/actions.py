@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from mailflow.domain import sales as rules
 from mailflow.domain.sales import MAX_MESSAGE_LENGTH, Action, Actor, Channel, Reason, SaleStatus
-from mailflow.services import facts, sales
+from mailflow.services import sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
+from mailflow.store import sales as sale_store
+from mailflow.store.records import SaleFacts, SaleRecord
 
 __all__ = [
     "EMAIL_LINK_ACTIONS",
@@ -103,7 +104,7 @@ def possible(status: str) -> tuple[Action, ...]:
     return tuple(rules.allowed_actions(SaleStatus(status)))
 
 
-def _summary(ctx: ServiceContext, sale: Any) -> SaleSummary:
+def _summary(ctx: ServiceContext, sale: SaleRecord) -> SaleSummary:
     deadline = sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
     return SaleSummary(
         id=sale.id,
@@ -118,9 +119,9 @@ def _summary(ctx: ServiceContext, sale: Any) -> SaleSummary:
     )
 
 
-def _load(ctx: ServiceContext, sale_id: int) -> facts.SaleFacts | None:
-    with ctx.db.read() as session:
-        return facts.load(session, sale_id)
+def _load(ctx: ServiceContext, sale_id: int) -> SaleFacts | None:
+    with ctx.db.read() as tx:
+        return sale_store.facts(tx, sale_id)
 
 
 def preview(ctx: ServiceContext, sale_id: int, action: Action | None) -> ActionPreview:

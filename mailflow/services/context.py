@@ -8,11 +8,11 @@ from datetime import datetime
 from mailflow.clock import Clock
 from mailflow.config import PolicySettings
 from mailflow.links import LinkSigner
-from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
-from mailflow.store.database import Database
+from mailflow.services.ports import LoginStore, MailQueue, StandingStore, UnitOfWork
+from mailflow.store import logins, standings
 
 
 @dataclass
@@ -25,8 +25,8 @@ class SweepMemory:
 
 @dataclass(frozen=True)
 class ServiceContext:
-    db: Database
-    outbox: Outbox
+    db: UnitOfWork
+    outbox: MailQueue
     signer: LinkSigner
     policy: PolicySettings
     clock: Clock
@@ -37,6 +37,8 @@ class ServiceContext:
     renderer: Renderer
     overrides: OverrideStore
     sweep_memory: SweepMemory = field(default_factory=lambda: SweepMemory())
+    standings: StandingStore = field(default=standings)  # type: ignore[assignment]
+    logins: LoginStore = field(default=logins)  # type: ignore[assignment]
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"
