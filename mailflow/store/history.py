@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlmodel import col
 
 from mailflow.store.database import Database
 from mailflow.store.messages import Slice
@@ -118,18 +119,18 @@ def _like(text: str) -> str:
 
 
 def _seller_conditions(where: SellerSaleFilter) -> list[Any]:
-    conditions: list[Any] = [Sale.seller_id == where.seller_id]
+    conditions: list[Any] = [col(Sale.seller_id) == where.seller_id]
     if where.status:
-        conditions.append(Sale.status == where.status)
+        conditions.append(col(Sale.status) == where.status)
     if where.text:
         pattern = _like(where.text)
         matches: list[Any] = [
-            Sale.title.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-            Sale.sku.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-            Order.external_id.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+            col(Sale.title).ilike(pattern, escape="\\"),
+            col(Sale.sku).ilike(pattern, escape="\\"),
+            col(Order.external_id).ilike(pattern, escape="\\"),
         ]
         if where.number is not None:
-            matches.append(Sale.id == where.number)
+            matches.append(col(Sale.id) == where.number)
         conditions.append(or_(*matches))
     return conditions
 
@@ -151,63 +152,64 @@ class History:
         with ``text``, or whose title, seller's name or email contains it (any if empty)."""
         statement = (
             select(
-                Sale.id,
-                Sale.title,
-                Sale.status,
-                Sale.amount_cents,
-                Sale.currency,
-                Sale.created_at,
-                Sale.seller_id,
-                Seller.name,
-                Order.external_id,
+                col(Sale.id),
+                col(Sale.title),
+                col(Sale.status),
+                col(Sale.amount_cents),
+                col(Sale.currency),
+                col(Sale.created_at),
+                col(Sale.seller_id),
+                col(Seller.name),
+                col(Order.external_id),
             )
-            .join(Seller, Seller.id == Sale.seller_id)
-            .join(Order, Order.id == Sale.order_id)
+            .join(Seller, col(Seller.id) == col(Sale.seller_id))
+            .join(Order, col(Order.id) == col(Sale.order_id))
         )
         if text:
             matches = [
-                Order.external_id.istartswith(text, autoescape=True),
-                Sale.title.icontains(text, autoescape=True),
-                Seller.name.icontains(text, autoescape=True),
-                Seller.email.icontains(text, autoescape=True),
+                col(Order.external_id).istartswith(text, autoescape=True),
+                col(Sale.title).icontains(text, autoescape=True),
+                col(Seller.name).icontains(text, autoescape=True),
+                col(Seller.email).icontains(text, autoescape=True),
             ]
             if number is not None:
-                matches.insert(0, Sale.id == number)
+                matches.insert(0, col(Sale.id) == number)
             statement = statement.where(or_(*matches))
         if status:
-            statement = statement.where(Sale.status == status)
+            statement = statement.where(col(Sale.status) == status)
         if seller_id is not None:
-            statement = statement.where(Sale.seller_id == seller_id)
-        statement = statement.order_by(Sale.id.desc()).offset(rows.offset).limit(rows.limit)
+            statement = statement.where(col(Sale.seller_id) == seller_id)
+        statement = statement.order_by(col(Sale.id).desc()).offset(rows.offset).limit(rows.limit)
         with self._db.read() as session:
             return [ConsoleSale(*row) for row in session.execute(statement)]
 
     def count_seller_sales(self, where: SellerSaleFilter) -> int:
         with self._db.read() as session:
-            return session.execute(
+            total: int = session.execute(
                 select(func.count())
                 .select_from(Sale)
-                .join(Order, Order.id == Sale.order_id)
+                .join(Order, col(Order.id) == col(Sale.order_id))
                 .where(*_seller_conditions(where))
             ).scalar_one()
+        return total
 
     def seller_sales(self, where: SellerSaleFilter, rows: Slice) -> list[SellerSale]:
         """The seller's sales, newest first."""
         statement = (
             select(
-                Sale.id,
-                Sale.title,
-                Sale.sku,
-                Sale.quantity,
-                Sale.amount_cents,
-                Sale.currency,
-                Sale.status,
-                Sale.created_at,
-                Order.external_id,
+                col(Sale.id),
+                col(Sale.title),
+                col(Sale.sku),
+                col(Sale.quantity),
+                col(Sale.amount_cents),
+                col(Sale.currency),
+                col(Sale.status),
+                col(Sale.created_at),
+                col(Order.external_id),
             )
-            .join(Order, Order.id == Sale.order_id)
+            .join(Order, col(Order.id) == col(Sale.order_id))
             .where(*_seller_conditions(where))
-            .order_by(Sale.created_at.desc(), Sale.id.desc())  # type: ignore[union-attr]
+            .order_by(col(Sale.created_at).desc(), col(Sale.id).desc())
             .limit(rows.limit)
             .offset(rows.offset)
         )
@@ -216,12 +218,12 @@ class History:
 
     def sale(self, sale_id: int) -> SaleDetail | None:
         statement = (
-            select(Sale, Order.external_id, Seller, Buyer, Payment)
-            .join(Order, Order.id == Sale.order_id)
-            .join(Seller, Seller.id == Sale.seller_id)
-            .join(Buyer, Buyer.id == Order.buyer_id)
-            .outerjoin(Payment, Payment.sale_id == Sale.id)
-            .where(Sale.id == sale_id)
+            select(Sale, col(Order.external_id), Seller, Buyer, Payment)
+            .join(Order, col(Order.id) == col(Sale.order_id))
+            .join(Seller, col(Seller.id) == col(Sale.seller_id))
+            .join(Buyer, col(Buyer.id) == col(Order.buyer_id))
+            .outerjoin(Payment, col(Payment.sale_id) == col(Sale.id))
+            .where(col(Sale.id) == sale_id)
         )
         with self._db.read() as session:
             found = session.execute(statement).first()
@@ -254,7 +256,7 @@ class History:
         """The seller of the sale, or None when there is no such sale."""
         with self._db.read() as session:
             seller_id: int | None = session.execute(
-                select(Sale.seller_id).where(Sale.id == sale_id)
+                select(col(Sale.seller_id)).where(col(Sale.id) == sale_id)
             ).scalar()
         return seller_id
 
@@ -262,15 +264,15 @@ class History:
         """The seller's sales created at ``since`` or later, oldest first, with every status
         change of each (by sale, then in order), read together."""
         starts = (
-            select(Sale.id, Sale.created_at)
-            .where(Sale.seller_id == seller_id, Sale.created_at >= since)
-            .order_by(Sale.created_at, Sale.id)
+            select(col(Sale.id), col(Sale.created_at))
+            .where(col(Sale.seller_id) == seller_id, col(Sale.created_at) >= since)
+            .order_by(col(Sale.created_at), col(Sale.id))
         )
         changes = (
-            select(SaleEvent.sale_id, SaleEvent.at, SaleEvent.to_status)
-            .join(Sale, Sale.id == SaleEvent.sale_id)
-            .where(Sale.seller_id == seller_id, Sale.created_at >= since)
-            .order_by(SaleEvent.sale_id, SaleEvent.at, SaleEvent.id)
+            select(col(SaleEvent.sale_id), col(SaleEvent.at), col(SaleEvent.to_status))
+            .join(Sale, col(Sale.id) == col(SaleEvent.sale_id))
+            .where(col(Sale.seller_id) == seller_id, col(Sale.created_at) >= since)
+            .order_by(col(SaleEvent.sale_id), col(SaleEvent.at), col(SaleEvent.id))
         )
         with self._db.read() as session:
             return StatusHistory(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailflow.store import models
 from mailflow.store.database import Database
@@ -37,9 +37,9 @@ def _listing(row: models.Listing) -> Listing:
 
 
 def _find(session: Session, seller_id: int, sku: str) -> models.Listing | None:
-    return session.execute(  # type: ignore[no-any-return]
+    return session.execute(
         select(models.Listing).where(
-            models.Listing.seller_id == seller_id, models.Listing.sku == sku
+            col(models.Listing.seller_id) == seller_id, col(models.Listing.sku) == sku
         )
     ).scalar()
 

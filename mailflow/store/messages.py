@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlmodel import col
 
 from mailflow.store import models
 from mailflow.store.database import Database
 
-_outbox = models.OutboxMessage.__table__
+_outbox = models.OutboxMessage.metadata.tables["outbox"]
 _Out = models.OutboxMessage
 _In = models.InboxMessage
 
@@ -103,26 +104,28 @@ class Messages:
     def outbox_counts(self) -> dict[str, int]:
         """How many outbox rows are in each status (absent statuses have none)."""
         with self._db.read() as session:
-            rows = session.execute(select(_Out.status, func.count()).group_by(_Out.status)).all()
+            rows = session.execute(
+                select(col(_Out.status), func.count()).group_by(col(_Out.status))
+            ).all()
         return {status: count for status, count in rows}
 
     def outbox(self, status: str | None, rows: Slice) -> list[OutboxEntry]:
         statement = select(
-            _Out.id,
-            _Out.template,
-            _Out.recipient,
-            _Out.subject,
-            _Out.status,
-            _Out.attempts,
-            _Out.last_error,
-            _Out.next_attempt_at,
-            _Out.created_at,
-            _Out.sent_at,
-            _Out.sale_id,
+            col(_Out.id),
+            col(_Out.template),
+            col(_Out.recipient),
+            col(_Out.subject),
+            col(_Out.status),
+            col(_Out.attempts),
+            col(_Out.last_error),
+            col(_Out.next_attempt_at),
+            col(_Out.created_at),
+            col(_Out.sent_at),
+            col(_Out.sale_id),
         )
         if status:
-            statement = statement.where(_Out.status == status)
-        statement = statement.order_by(_Out.id.desc()).offset(rows.offset).limit(rows.limit)
+            statement = statement.where(col(_Out.status) == status)
+        statement = statement.order_by(col(_Out.id).desc()).offset(rows.offset).limit(rows.limit)
         with self._db.read() as session:
             return [OutboxEntry(*row) for row in session.execute(statement)]
 
@@ -154,9 +157,15 @@ class Messages:
     def mail_about(self, sale_id: int) -> list[SaleMail]:
         """The emails queued about a sale, oldest first."""
         statement = (
-            select(_Out.id, _Out.template, _Out.recipient, _Out.status, _Out.created_at)
-            .where(_Out.sale_id == sale_id)
-            .order_by(_Out.id)
+            select(
+                col(_Out.id),
+                col(_Out.template),
+                col(_Out.recipient),
+                col(_Out.status),
+                col(_Out.created_at),
+            )
+            .where(col(_Out.sale_id) == sale_id)
+            .order_by(col(_Out.id))
         )
         with self._db.read() as session:
             return [SaleMail(*row) for row in session.execute(statement)]
@@ -170,11 +179,17 @@ class Messages:
         when there is no such message.
         """
         with self._db.transaction() as session:
-            requeued = session.execute(
-                update(_outbox)
-                .where(_outbox.c.id == message_id, _outbox.c.status == only_from)
-                .values(status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None)
-            ).rowcount
+            requeued = (
+                session.connection()
+                .execute(
+                    update(_outbox)
+                    .where(_outbox.c.id == message_id, _outbox.c.status == only_from)
+                    .values(
+                        status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None
+                    )
+                )
+                .rowcount
+            )
             if requeued:
                 session.info["mail_queued"] = True  # wakes the delivery worker after the commit
                 return only_from
@@ -185,12 +200,18 @@ class Messages:
 
     def has_inbox(self) -> bool:
         with self._db.read() as session:
-            return session.execute(select(_In.id).limit(1)).first() is not None
+            return session.execute(select(col(_In.id)).limit(1)).first() is not None
 
     def inbox(self, rows: Slice) -> list[InboxEntry]:
         statement = (
-            select(_In.id, _In.received_at, _In.mail_from, _In.rcpt_to, _In.subject)
-            .order_by(_In.id.desc())
+            select(
+                col(_In.id),
+                col(_In.received_at),
+                col(_In.mail_from),
+                col(_In.rcpt_to),
+                col(_In.subject),
+            )
+            .order_by(col(_In.id).desc())
             .offset(rows.offset)
             .limit(rows.limit)
         )

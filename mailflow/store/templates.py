@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailflow.store.database import Database
 from mailflow.store.models import TemplatePublication
@@ -67,8 +67,8 @@ def _version(row: VersionRow) -> TemplateVersion:
 
 def _latest(session: Session, key: str, locale: str) -> int:
     latest = session.execute(
-        select(func.max(VersionRow.version)).where(
-            VersionRow.key == key, VersionRow.locale == locale
+        select(func.max(col(VersionRow.version))).where(
+            col(VersionRow.key) == key, col(VersionRow.locale) == locale
         )
     ).scalar()
     return latest or 0
@@ -92,8 +92,8 @@ class TemplateVersions:
     def latest(self) -> dict[tuple[str, str], int]:
         """The highest stored version of each ``(key, locale)`` that has one."""
         statement = select(
-            VersionRow.key, VersionRow.locale, func.max(VersionRow.version)
-        ).group_by(VersionRow.key, VersionRow.locale)
+            col(VersionRow.key), col(VersionRow.locale), func.max(col(VersionRow.version))
+        ).group_by(col(VersionRow.key), col(VersionRow.locale))
         with self._db.read() as session:
             return {(k, loc): v for k, loc, v in session.execute(statement)}
 
@@ -101,9 +101,9 @@ class TemplateVersions:
         with self._db.read() as session:
             row = session.execute(
                 select(VersionRow).where(
-                    VersionRow.key == key,
-                    VersionRow.locale == locale,
-                    VersionRow.version == version,
+                    col(VersionRow.key) == key,
+                    col(VersionRow.locale) == locale,
+                    col(VersionRow.version) == version,
                 )
             ).scalar()
             return None if row is None else _version(row)
@@ -111,9 +111,9 @@ class TemplateVersions:
     def versions(self, key: str, locale: str) -> list[VersionInfo]:
         """The stored versions of the key in the locale, oldest first."""
         statement = (
-            select(VersionRow.version, VersionRow.author, VersionRow.created_at)
-            .where(VersionRow.key == key, VersionRow.locale == locale)
-            .order_by(VersionRow.version)
+            select(col(VersionRow.version), col(VersionRow.author), col(VersionRow.created_at))
+            .where(col(VersionRow.key) == key, col(VersionRow.locale) == locale)
+            .order_by(col(VersionRow.version))
         )
         with self._db.read() as session:
             return [VersionInfo(*row) for row in session.execute(statement)]
