@@ -3,11 +3,12 @@ the console makes on mail: a message put back in the queue."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from mailflow.store import models
 from mailflow.store.database import Database
@@ -97,6 +98,19 @@ class InboxMessage:
     raw: bytes
 
 
+Whole = TypeVar("Whole", OutboxMessage, InboxMessage)
+
+
+def _copy(kind: type[Whole], row: object) -> Whole:
+    """The row's columns as ``kind``, whose fields are named as they are."""
+    return kind(**{f.name: getattr(row, f.name) for f in fields(kind)})
+
+
+def _columns(model: type[SQLModel], kind: type[object]) -> list[Any]:
+    """The model's columns named as ``kind``'s fields, in their order."""
+    return [col(getattr(model, f.name)) for f in fields(kind)]  # type: ignore[arg-type]
+
+
 class Messages:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -110,19 +124,7 @@ class Messages:
         return {status: count for status, count in rows}
 
     def outbox(self, status: str | None, rows: Slice) -> list[OutboxEntry]:
-        statement = select(
-            col(_Out.id),
-            col(_Out.template),
-            col(_Out.recipient),
-            col(_Out.subject),
-            col(_Out.status),
-            col(_Out.attempts),
-            col(_Out.last_error),
-            col(_Out.next_attempt_at),
-            col(_Out.created_at),
-            col(_Out.sent_at),
-            col(_Out.sale_id),
-        )
+        statement = select(*_columns(_Out, OutboxEntry))
         if status:
             statement = statement.where(col(_Out.status) == status)
         statement = statement.order_by(col(_Out.id).desc()).offset(rows.offset).limit(rows.limit)
@@ -132,38 +134,12 @@ class Messages:
     def outbox_message(self, message_id: int) -> OutboxMessage | None:
         with self._db.read() as session:
             row = session.get(_Out, message_id)
-        if row is None:
-            return None
-        assert row.id is not None
-        return OutboxMessage(
-            row.id,
-            row.template,
-            row.locale,
-            row.sender,
-            row.recipient,
-            row.subject,
-            row.message_id,
-            row.body,
-            row.sale_id,
-            row.status,
-            row.attempts,
-            row.next_attempt_at,
-            row.lease_until,
-            row.last_error,
-            row.created_at,
-            row.sent_at,
-        )
+        return None if row is None else _copy(OutboxMessage, row)
 
     def mail_about(self, sale_id: int) -> list[SaleMail]:
         """The emails queued about a sale, oldest first."""
         statement = (
-            select(
-                col(_Out.id),
-                col(_Out.template),
-                col(_Out.recipient),
-                col(_Out.status),
-                col(_Out.created_at),
-            )
+            select(*_columns(_Out, SaleMail))
             .where(col(_Out.sale_id) == sale_id)
             .order_by(col(_Out.id))
         )
@@ -179,18 +155,12 @@ class Messages:
         when there is no such message.
         """
         with self._db.transaction() as session:
-            requeued = (
-                session.connection()
-                .execute(
-                    update(_outbox)
-                    .where(_outbox.c.id == message_id, _outbox.c.status == only_from)
-                    .values(
-                        status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None
-                    )
-                )
-                .rowcount
+            requeue = (
+                update(_outbox)
+                .where(_outbox.c.id == message_id, _outbox.c.status == only_from)
+                .values(status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None)
             )
-            if requeued:
+            if session.connection().execute(requeue).rowcount:
                 session.info["mail_queued"] = True  # wakes the delivery worker after the commit
                 return only_from
             status: str | None = session.execute(
@@ -204,13 +174,7 @@ class Messages:
 
     def inbox(self, rows: Slice) -> list[InboxEntry]:
         statement = (
-            select(
-                col(_In.id),
-                col(_In.received_at),
-                col(_In.mail_from),
-                col(_In.rcpt_to),
-                col(_In.subject),
-            )
+            select(*_columns(_In, InboxEntry))
             .order_by(col(_In.id).desc())
             .offset(rows.offset)
             .limit(rows.limit)
@@ -221,15 +185,4 @@ class Messages:
     def inbox_message(self, message_id: int) -> InboxMessage | None:
         with self._db.read() as session:
             row = session.get(_In, message_id)
-        if row is None:
-            return None
-        assert row.id is not None
-        return InboxMessage(
-            row.id,
-            row.received_at,
-            row.mail_from,
-            row.rcpt_to,
-            row.message_id,
-            row.subject,
-            row.raw,
-        )
+        return None if row is None else _copy(InboxMessage, row)
