@@ -14,6 +14,7 @@ from typing import Any
 from mailflow.config import PolicySettings
 from mailflow.mail.templates import Renderer, TemplateSource, templates_root
 from mailflow.services.context import ServiceContext
+from mailflow.store.history import SaleStart, StatusChange, StatusHistory
 from mailflow.store.listings import Listing, Restock
 from mailflow.store.messages import (
     InboxEntry,
@@ -131,6 +132,32 @@ class FakeMessages:
         return self.inbox_rows.get(message_id)
 
 
+class FakeHistory:
+    """Sales' creations and status changes, for the seller's rate over time."""
+
+    def __init__(self) -> None:
+        self.sales: list[tuple[int, SaleStart]] = []
+        self.changes: list[StatusChange] = []
+
+    def add_sale(self, seller_id: int, sale_id: int, created_at: datetime) -> None:
+        self.sales.append((seller_id, SaleStart(sale_id, created_at)))
+
+    def change(self, sale_id: int, at: datetime, to_status: str) -> None:
+        self.changes.append(StatusChange(sale_id, at, to_status))
+
+    def status_history(self, seller_id: int, since: datetime) -> StatusHistory:
+        starts = sorted(
+            (s for owner, s in self.sales if owner == seller_id and s.created_at >= since),
+            key=lambda s: (s.created_at, s.id),
+        )
+        ids = {s.id for s in starts}
+        changes = sorted(
+            (c for c in self.changes if c.sale_id in ids),
+            key=lambda c: (c.sale_id, c.at),
+        )
+        return StatusHistory(starts, changes)
+
+
 class FakeTemplateVersions:
     def __init__(self) -> None:
         self.versions_by_key: dict[tuple[str, str], list[TemplateVersion]] = {}
@@ -187,9 +214,11 @@ class FakeOverrides:
 def context(
     *,
     clock: MovableClock | None = None,
+    policy: PolicySettings | None = None,
     listings: FakeListings | None = None,
     sellers: FakeSellers | None = None,
     messages: FakeMessages | None = None,
+    history: FakeHistory | None = None,
     template_versions: FakeTemplateVersions | None = None,
 ) -> ServiceContext:
     """A service context of in-memory stores; parts a test does not name are absent (None):
@@ -201,7 +230,7 @@ def context(
         db=absent,
         outbox=absent,
         signer=absent,
-        policy=PolicySettings(),
+        policy=policy or PolicySettings(),
         clock=clock or MovableClock(),
         base_url="https://mailflow.example",
         support_address="support@market.example",
@@ -212,6 +241,6 @@ def context(
         listings=listings or FakeListings(),  # type: ignore[arg-type]
         sellers=sellers or FakeSellers(),  # type: ignore[arg-type]
         messages=messages or FakeMessages(),  # type: ignore[arg-type]
-        history=absent,
+        history=history or absent,
         template_versions=versions,  # type: ignore[arg-type]
     )

@@ -30,6 +30,7 @@ from mailflow.services.errors import Conflict, NotFound
 from mailflow.store.history import SaleDetail, SellerSale, SellerSaleFilter
 from mailflow.store.messages import Slice
 from mailflow.store.models import LoginLink
+from mailflow.store.sellers import SellerProfile
 
 PAGE_SIZE = 20
 HISTORY_DAYS = 60
@@ -38,14 +39,8 @@ BUYER_CANCEL_KEY = "buyer_sale_cancelled"
 _REFUSED = (SaleStatus.REFUSED.value, SaleStatus.EXPIRED.value)
 
 
-@dataclass(frozen=True)
-class SellerInfo:
-    id: int
-    name: str
-    email: str
-    locale: str
-    tier: str
-    suspended_until: datetime | None
+# The signed-in seller as the pages show them (name, locale, tier, suspension).
+SellerInfo = SellerProfile
 
 
 @dataclass(frozen=True)
@@ -64,12 +59,7 @@ class SalePage:
 
 
 def seller_info(ctx: ServiceContext, seller_id: int) -> SellerInfo | None:
-    seller = ctx.sellers.get(seller_id)
-    if seller is None:
-        return None
-    return SellerInfo(
-        seller.id, seller.name, seller.email, seller.locale, seller.tier, seller.suspended_until
-    )
+    return ctx.sellers.get(seller_id)
 
 
 def login_link_seller(ctx: ServiceContext, token: str) -> int:
