@@ -24,6 +24,13 @@ from mailflow.services.context import ServiceContext
 from mailflow.store.database import Database, Transaction
 from mailflow.store.logins import UserRecord
 from mailflow.store.records import SellerRecord
+from tests.fakes_reads import (
+    FakeHistory,
+    FakeListings,
+    FakeMessages,
+    FakeSellers,
+    FakeTemplateVersions,
+)
 
 NOW = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 SECRET = "unit-secret-" + "k" * 40
@@ -206,6 +213,11 @@ def make(policy: PolicySettings | None = None) -> Fakes:
         renderer=_renderer(),
         # Template overrides are not part of these rules: nothing reads them here.
         overrides=OverrideStore(cast(Database, db)),
+        listings=FakeListings(),  # type: ignore[arg-type]
+        sellers=FakeSellers(),  # type: ignore[arg-type]
+        messages=FakeMessages(),  # type: ignore[arg-type]
+        history=FakeHistory(),  # type: ignore[arg-type]
+        template_versions=FakeTemplateVersions(),  # type: ignore[arg-type]
         standings=standings,
         logins=logins,
     )

@@ -13,6 +13,11 @@ from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
 from mailflow.services.ports import LoginStore, MailQueue, StandingStore, UnitOfWork
 from mailflow.store import logins, standings
+from mailflow.store.history import History
+from mailflow.store.listings import Listings
+from mailflow.store.messages import Messages
+from mailflow.store.sellers import Sellers
+from mailflow.store.templates import TemplateVersions
 
 
 @dataclass
@@ -36,6 +41,12 @@ class ServiceContext:
     payments: PaymentGateway
     renderer: Renderer
     overrides: OverrideStore
+    # The stores the services read and write through (unit tests give in-memory ones).
+    listings: Listings
+    sellers: Sellers
+    messages: Messages
+    history: History
+    template_versions: TemplateVersions
     sweep_memory: SweepMemory = field(default_factory=lambda: SweepMemory())
     standings: StandingStore = field(default=standings)  # type: ignore[assignment]
     logins: LoginStore = field(default=logins)  # type: ignore[assignment]

@@ -121,7 +121,7 @@ def console(live_system: System, module_relay: tuple[RelayHandler, int]) -> Cons
     for received in handler.received[:6]:
         inbox.store(received.mail_from, received.rcpt_tos, received.raw)
     [dead] = console_service.list_outbox(ctx, "dead").rows
-    return Console(shop, paper, to_withdraw, untouched, dead["id"])
+    return Console(shop, paper, to_withdraw, untouched, dead.id)
 
 
 @dataclass
