@@ -9,7 +9,7 @@ from mailflow.clock import Clock, system_clock
 from mailflow.config import Settings
 from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
-from mailflow.mail.outbox import Outbox, OutboxStore
+from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
@@ -18,6 +18,7 @@ from mailflow.store.database import Database
 from mailflow.store.history import History
 from mailflow.store.listings import Listings
 from mailflow.store.messages import Messages
+from mailflow.store.outbox import OutboxStore
 from mailflow.store.sellers import Sellers
 from mailflow.store.templates import TemplateVersions
 

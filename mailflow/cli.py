@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 from mailflow import __version__, cli_admin, cli_templates, i18n
 from mailflow.bootstrap import System, build
 from mailflow.config import ConfigError, Loaded, load
-from mailflow.mail.inbox import list_messages
 from mailflow.mail.templates import TemplateError
+from mailflow.services import console
 from mailflow.store import migrate
 
 
@@ -181,7 +181,7 @@ def _inbox(args: argparse.Namespace) -> int:
             return 0
         if args.limit < 1:
             raise CliError("--limit must be 1 or more")
-        rows = list_messages(system.db, args.limit)
+        rows = console.list_inbox(system.services, size=args.limit).rows
     finally:
         system.close()
     if not rows:

@@ -13,20 +13,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import insert
-from sqlmodel import Session
-
 from mailflow.domain.money import Money, PaymentState, to_cents
-from mailflow.store import _direct as direct
-from mailflow.store.models import LedgerEntry
-
-_INSERT_ENTRIES = insert(LedgerEntry.__table__)
+from mailflow.store import ledger
+from mailflow.store.database import Transaction
 
 
 class PaymentGateway(Protocol):
     def settle(
         self,
-        session: Session,
+        session: Transaction,
         sale_id: int,
         before: Money,
         after: Money,
@@ -41,7 +36,7 @@ class Ledger:
 
     def settle(
         self,
-        session: Session,
+        session: Transaction,
         sale_id: int,
         before: Money,
         after: Money,
@@ -62,17 +57,10 @@ class Ledger:
         if after.payout != before.payout:
             kind = "payout" if after.payout > before.payout else "payout_void"
             entries.append((kind, after.payout - before.payout))
-        if entries:
-            direct.connection(session).executemany(
-                _INSERT_ENTRIES,
-                [
-                    {
-                        "sale_id": sale_id,
-                        "kind": kind,
-                        "amount_cents": to_cents(amount),
-                        "currency": currency,
-                        "at": at,
-                    }
-                    for kind, amount in entries
-                ],
-            )
+        ledger.add(
+            session,
+            [
+                ledger.Entry(sale_id, kind, to_cents(amount), currency, at)
+                for kind, amount in entries
+            ],
+        )

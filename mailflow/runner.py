@@ -14,9 +14,9 @@ from pathlib import Path
 import uvicorn
 
 from mailflow.bootstrap import System
-from mailflow.mail import wakeup
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
+from mailflow.store import wakeup
 from mailflow.web.app import create_app
 
 log = logging.getLogger("mailflow")

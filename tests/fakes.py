@@ -22,7 +22,7 @@ from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
 from mailflow.store.database import Database, Transaction
-from mailflow.store.logins import UserRecord
+from mailflow.store.logins import LinkRecord, UserRecord
 from mailflow.store.records import SellerRecord
 from tests.fakes_reads import (
     FakeHistory,
@@ -159,6 +159,12 @@ class InMemoryLogins:
             return False
         link.used_at = now
         return True
+
+    def link(self, tx: Transaction, nonce: str) -> LinkRecord | None:
+        found = self.links.get(nonce)
+        return (
+            None if found is None else LinkRecord(found.seller_id, found.expires_at, found.used_at)
+        )
 
 
 def seller(

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import aiosmtplib
 
 from mailflow.clock import Clock
-from mailflow.mail.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Result
+from mailflow.store.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Result
 
 log = logging.getLogger(__name__)
 

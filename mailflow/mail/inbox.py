@@ -11,11 +11,10 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import select
 
 from mailflow.clock import Clock
 from mailflow.store.database import Database
-from mailflow.store.models import InboxMessage
+from mailflow.store.messages import Messages
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ def _clean(value: str) -> str:
 
 class InboxHandler:
     def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
+        self.messages = Messages(db)
         self.clock = clock
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -45,19 +44,14 @@ class InboxHandler:
 
     def store(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
         headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-        with self.db.transaction() as session:
-            row = InboxMessage(
-                received_at=self.clock(),
-                mail_from=mail_from[:320],
-                rcpt_to=", ".join(rcpt_tos),
-                message_id=_clean(str(headers.get("Message-ID") or ""))[:255] or None,
-                subject=_clean(str(headers.get("Subject") or "")),
-                raw=raw,
-            )
-            session.add(row)
-            session.flush()
-            assert row.id is not None
-            return row.id
+        return self.messages.receive(
+            received_at=self.clock(),
+            mail_from=mail_from[:320],
+            rcpt_to=", ".join(rcpt_tos),
+            message_id=_clean(str(headers.get("Message-ID") or ""))[:255] or None,
+            subject=_clean(str(headers.get("Subject") or "")),
+            raw=raw,
+        )
 
 
 class InboxServer:
@@ -86,11 +80,3 @@ class InboxServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-
-def list_messages(db: Database, limit: int = 50) -> list[InboxMessage]:
-    with db.read() as session:
-        rows = session.execute(
-            select(InboxMessage).order_by(InboxMessage.id.desc()).limit(limit)
-        ).scalars()
-        return list(rows)

@@ -1,36 +1,23 @@
-"""The outbox: emails written in the transaction that caused them, claimed with a lease.
+"""The outbox: emails written in the transaction that caused them.
 
-``Outbox.queue`` renders and composes the message and writes its row in the caller's session,
-so the email commits (or not) with the state change. ``OutboxStore`` is what the delivery
-worker uses: claim due rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
-single writer makes the ``UPDATE … RETURNING`` claim atomic there), and record the results.
-A row whose lease runs out without a result — its worker crashed — is claimed again.
+``Outbox.queue`` renders and composes the message and writes its row in the caller's
+transaction, so the email commits (or not) with the state change; the delivery worker claims
+the rows through ``mailflow.store.outbox`` and sends them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
-
-from sqlalchemy import bindparam, func, insert, or_, select, update
-from sqlmodel import Session
 
 from mailflow.clock import Clock
 from mailflow.mail.compose import address, compose, new_message_id, split_address
 from mailflow.mail.templates import Renderer
-from mailflow.store import _direct as direct
-from mailflow.store.database import Database, mail_queued
-from mailflow.store.models import OutboxMessage
+from mailflow.store import outbox as store
+from mailflow.store.database import Transaction
+from mailflow.store.outbox import DEAD, QUEUED, SENT
 
-QUEUED = "queued"
-SENT = "sent"
-DEAD = "dead"
-
-_table = OutboxMessage.__table__
-_c = _table.c
+__all__ = ["DEAD", "QUEUED", "SENT", "Outbox", "Recipient"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +38,7 @@ class Outbox:
 
     def queue(
         self,
-        session: Session,
+        session: Transaction,
         key: str,
         to: Recipient,
         context: dict[str, Any],
@@ -78,170 +65,17 @@ class Outbox:
             date=now,
             template=key,
         )
-        row_id = (
-            direct.connection(session)
-            .execute(
-                _INSERT,
-                {
-                    "template": key,
-                    "locale": to.locale,
-                    "sender": sender_addr,
-                    "recipient": to.email,
-                    "subject": rendered.subject,
-                    "message_id": message_id,
-                    "body": body,
-                    "sale_id": sale_id,
-                    "status": QUEUED,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                },
-            )
-            .scalar_one()
+        return store.add(
+            session,
+            store.NewMessage(
+                template=key,
+                locale=to.locale,
+                sender=sender_addr,
+                recipient=to.email,
+                subject=rendered.subject,
+                message_id=message_id,
+                body=body,
+                sale_id=sale_id,
+                at=now,
+            ),
         )
-        mail_queued(session)
-        return int(row_id)
-
-
-_INSERT = insert(_table).returning(_c.id)
-_RECORD_SENT = (
-    update(_table)
-    .where(_c.id == bindparam("b_id"), _c.status == QUEUED, _c.lease_until == bindparam("b_lease"))
-    .values(status=SENT, sent_at=bindparam("b_sent_at"), lease_until=None, last_error=None)
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: int
-    sender: str
-    recipient: str
-    body: bytes
-    attempts: int
-    created_at: datetime
-    lease_until: datetime
-    """Also the claim's token: a result is written only while the row still holds it."""
-
-
-@lru_cache(maxsize=8)
-def _claim_statement(limit: int, skip_locked: bool) -> Any:
-    """Claim up to ``limit`` due rows (built once per limit: a worker claims every moment)."""
-    now = bindparam("b_now")
-    due = (
-        select(_c.id)
-        .where(
-            _c.status == QUEUED,
-            _c.next_attempt_at <= now,
-            or_(_c.lease_until.is_(None), _c.lease_until < now),
-        )
-        .order_by(_c.next_attempt_at, _c.id)
-        .limit(limit)
-    )
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
-    return (
-        update(_table)
-        .where(_c.id.in_(due.scalar_subquery()))
-        .values(lease_until=bindparam("b_lease_until"), attempts=_c.attempts + 1)
-        .returning(
-            _c.id,
-            _c.sender,
-            _c.recipient,
-            _c.body,
-            _c.attempts,
-            _c.created_at,
-            _c.lease_until,
-        )
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    id: int
-    lease_until: datetime
-    status: str  # SENT, QUEUED (retry later) or DEAD
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-
-
-class OutboxStore:
-    def __init__(self, db: Database, lease_seconds: float) -> None:
-        self.db = db
-        self.lease = timedelta(seconds=lease_seconds)
-
-    def claim(self, limit: int, now: datetime) -> list[Claimed]:
-        claim = _claim_statement(limit, not self.db.is_sqlite)
-        with self.db.transaction() as session:
-            rows = (
-                direct.connection(session)
-                .execute(claim, {"b_now": now, "b_lease_until": now + self.lease})
-                .all()
-            )
-        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
-
-    def record(self, results: Iterable[Result], now: datetime) -> None:
-        """Write results, each only if its row is still held by the claim that sent it.
-
-        A worker whose lease ran out may report late, after another worker claimed the row
-        again and delivered it; such a stale result is dropped rather than undoing that.
-        """
-        results = list(results)
-        sent = [
-            {"b_id": r.id, "b_lease": r.lease_until, "b_sent_at": now}
-            for r in results
-            if r.status == SENT
-        ]
-        with self.db.transaction() as session:
-            if sent:
-                # The common case, one statement for the whole batch (an executemany).
-                direct.connection(session).executemany(_RECORD_SENT, sent)
-            for r in results:
-                if r.status == SENT:
-                    continue
-                values: dict[str, Any] = {"status": r.status, "lease_until": None}
-                values["last_error"] = (r.error or "")[:2000]
-                if r.next_attempt_at is not None:
-                    values["next_attempt_at"] = r.next_attempt_at
-                session.execute(
-                    update(_table)
-                    .where(
-                        _c.id == r.id,
-                        _c.status == QUEUED,
-                        _c.lease_until == r.lease_until,
-                    )
-                    .values(**values)
-                )
-
-    def release(self, claimed: Iterable[Claimed]) -> None:
-        """Give claimed rows back at once (a clean shutdown), without waiting for the lease."""
-        claimed = list(claimed)
-        if claimed:
-            with self.db.transaction() as session:
-                for item in claimed:
-                    session.execute(
-                        update(_table)
-                        .where(
-                            _c.id == item.id,
-                            _c.status == QUEUED,
-                            _c.lease_until == item.lease_until,
-                        )
-                        .values(lease_until=None, attempts=_c.attempts - 1)
-                    )
-
-    def next_due(self) -> datetime | None:
-        """When the next queued row can be claimed (its retry time, or its lease's end)."""
-        with self.db.read() as session:
-            rows = session.execute(
-                select(_c.next_attempt_at, _c.lease_until)
-                .where(_c.status == QUEUED)
-                .order_by(_c.next_attempt_at)
-                .limit(1000)
-            ).all()
-        times = [max(n, lease) if lease is not None else n for n, lease in rows]
-        return min(times, default=None)
-
-    def pending_count(self) -> int:
-        with self.db.read() as session:
-            return session.execute(
-                select(func.count()).select_from(_table).where(_c.status == QUEUED)
-            ).scalar_one()

@@ -9,12 +9,9 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import select
-from sqlmodel import Session
-
 from mailflow.mail.templates import TemplateSource
-from mailflow.store.database import Database
-from mailflow.store.models import TemplatePublication, TemplateVersion
+from mailflow.store.database import Database, Transaction
+from mailflow.store.templates import published_versions
 
 DEFAULT_TTL_SECONDS = 2.0
 
@@ -28,7 +25,7 @@ class OverrideStore:
         self._published: dict[tuple[str, str], TemplateSource] = {}
 
     def published(
-        self, key: str, locale: str, session: Session | None = None
+        self, key: str, locale: str, session: Transaction | None = None
     ) -> TemplateSource | None:
         """``session``: the caller's open transaction, used for a refresh so that a render
         inside a transaction never waits for a second connection from the pool."""
@@ -47,18 +44,8 @@ class OverrideStore:
             self._loaded_at = float("-inf")
 
     @staticmethod
-    def _read(session: Session) -> dict[tuple[str, str], TemplateSource]:
-        rows = session.execute(
-            select(TemplateVersion)
-            .join(
-                TemplatePublication,
-                (TemplatePublication.key == TemplateVersion.key)
-                & (TemplatePublication.locale == TemplateVersion.locale)
-                & (TemplatePublication.version == TemplateVersion.version),
-            )
-            .where(TemplatePublication.version > 0)
-        ).scalars()
+    def _read(session: Transaction) -> dict[tuple[str, str], TemplateSource]:
         return {
             (row.key, row.locale): TemplateSource(row.subject, row.text, row.html, row.version)
-            for row in rows
+            for row in published_versions(session)
         }

@@ -28,7 +28,6 @@ from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
 from mailflow.store.history import SaleDetail, SellerSale, SellerSaleFilter
 from mailflow.store.messages import Slice
-from mailflow.store.models import LoginLink
 from mailflow.store.sellers import SellerProfile
 
 PAGE_SIZE = 20
@@ -70,7 +69,7 @@ def login_link_seller(ctx: ServiceContext, token: str) -> int:
     seller_id = accounts.check_login_link(ctx, token)
     _seller, nonce = ctx.signer.verify_login_token(token, accounts.LOGIN_LINK_MINUTES * 60)
     with ctx.db.read() as session:
-        link = session.get(LoginLink, nonce)
+        link = ctx.logins.link(session, nonce)
     if link is None or link.seller_id != seller_id:
         raise accounts.LoginFailed("invalid")
     if link.used_at is not None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from mailflow.domain.policy import Counts, Standing
 from mailflow.mail.outbox import Recipient
 from mailflow.store.database import Transaction
-from mailflow.store.logins import UserRecord
+from mailflow.store.logins import LinkRecord, UserRecord
 from mailflow.store.records import SellerRecord
 
 
@@ -70,3 +70,5 @@ class LoginStore(Protocol):
     ) -> None: ...
 
     def use_link(self, tx: Transaction, nonce: str, seller_id: int, now: datetime) -> bool: ...
+
+    def link(self, tx: Transaction, nonce: str) -> LinkRecord | None: ...

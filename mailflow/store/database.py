@@ -28,9 +28,6 @@ Transaction = Session
 the payment gateway); the SQL behind it is the store's."""
 
 _AFTER_COMMIT = "mailflow.after_commit"
-# What ``services.console`` still sets when it makes an outbox row due again; read as
-# ``mail_queued`` until it calls ``mail_queued()``.
-_LEGACY_MAIL_QUEUED = "mail_queued"
 
 
 @dataclass(slots=True)
@@ -188,8 +185,7 @@ class Database:
                 session.rollback()
                 raise
             requests: AfterCommit | None = session.info.pop(_AFTER_COMMIT, None)
-            legacy = session.info.pop(_LEGACY_MAIL_QUEUED, False)
-            if legacy or (requests is not None and requests.wake_mail):
+            if requests is not None and requests.wake_mail:
                 for hook in self._mail_hooks:
                     hook()
 

@@ -22,6 +22,15 @@ class UserRecord:
     password_hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """A seller's one-time login link, known by its nonce."""
+
+    seller_id: int
+    expires_at: datetime
+    used_at: datetime | None
+
+
 _USER_COLUMNS = (AdminUser.id, AdminUser.email, AdminUser.role, AdminUser.password_hash)
 
 
@@ -70,3 +79,8 @@ def use_link(tx: Transaction, nonce: str, seller_id: int, now: datetime) -> bool
         .values(used_at=now)
     ).rowcount
     return bool(used)
+
+
+def link(tx: Transaction, nonce: str) -> LinkRecord | None:
+    row = tx.get(LoginLink, nonce)
+    return None if row is None else LinkRecord(row.seller_id, row.expires_at, row.used_at)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import SQLModel, col
 
 from mailflow.store import models
-from mailflow.store.database import Database
+from mailflow.store.database import Database, mail_queued
 
 _outbox = models.OutboxMessage.metadata.tables["outbox"]
 _Out = models.OutboxMessage
@@ -161,12 +161,37 @@ class Messages:
                 .values(status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None)
             )
             if session.connection().execute(requeue).rowcount:
-                session.info["mail_queued"] = True  # wakes the delivery worker after the commit
+                mail_queued(session)  # wakes the delivery worker after the commit
                 return only_from
             status: str | None = session.execute(
                 select(_outbox.c.status).where(_outbox.c.id == message_id)
             ).scalar()
             return status
+
+    def receive(
+        self,
+        *,
+        received_at: datetime,
+        mail_from: str,
+        rcpt_to: str,
+        message_id: str | None,
+        subject: str,
+        raw: bytes,
+    ) -> int:
+        """Keep a message the embedded inbox received, committed when this returns; its id."""
+        with self._db.transaction() as session:
+            row = _In(
+                received_at=received_at,
+                mail_from=mail_from,
+                rcpt_to=rcpt_to,
+                message_id=message_id,
+                subject=subject,
+                raw=raw,
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            return row.id
 
     def has_inbox(self) -> bool:
         with self._db.read() as session:

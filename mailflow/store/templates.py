@@ -65,6 +65,22 @@ def _version(row: VersionRow) -> TemplateVersion:
     )
 
 
+def published_versions(session: Session) -> list[TemplateVersion]:
+    """Every published version (a template whose publication is its shipped default, version
+    0, has none), read in ``session``."""
+    rows = session.execute(
+        select(VersionRow)
+        .join(
+            TemplatePublication,
+            (col(TemplatePublication.key) == col(VersionRow.key))
+            & (col(TemplatePublication.locale) == col(VersionRow.locale))
+            & (col(TemplatePublication.version) == col(VersionRow.version)),
+        )
+        .where(col(TemplatePublication.version) > 0)
+    ).scalars()
+    return [_version(row) for row in rows]
+
+
 def _latest(session: Session, key: str, locale: str) -> int:
     latest = session.execute(
         select(func.max(col(VersionRow.version))).where(

@@ -28,12 +28,12 @@ from sqlalchemy import select
 from mailflow.bootstrap import System
 from mailflow.domain.sales import Action, Actor, Channel, Reason
 from mailflow.mail.delivery import DeliveryWorker
-from mailflow.mail.outbox import Result
 from mailflow.schemas import OrderIn, SellerIn
 from mailflow.services import console, orders, sales, sellers
 from mailflow.services.errors import Conflict
 from mailflow.store.database import OUTBOX_CHANNEL
 from mailflow.store.models import OutboxMessage
+from mailflow.store.outbox import Result
 from tests import factories
 from tests.support import (
     LINK,

@@ -25,8 +25,9 @@ from sqlalchemy import select
 from mailflow import cli
 from mailflow.bootstrap import System
 from mailflow.clock import Clock
-from mailflow.mail.inbox import InboxServer, list_messages
+from mailflow.mail.inbox import InboxServer
 from mailflow.store.database import Database
+from mailflow.store.messages import Messages, Slice
 from mailflow.store.models import InboxMessage, OutboxMessage
 from tests import factories
 from tests.support import MovableClock, deliver, free_port, links_in
@@ -179,7 +180,9 @@ class TestEmbeddedInbox:
             parsed = message_from_bytes(row.raw, policy=policy.default)
             assert parsed["Subject"] == SUBJECT
             assert parsed.get_content().startswith("Bonjour,")
-            assert [m.message_id for m in list_messages(db)] == [MESSAGE_ID]
+            stored = Messages(db)
+            listed = [stored.inbox_message(m.id) for m in stored.inbox(Slice(0, 50))]
+            assert [m.message_id for m in listed if m] == [MESSAGE_ID]
         finally:
             db.dispose()
 
