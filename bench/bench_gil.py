@@ -7,7 +7,7 @@ baseline, in the same run), then while 1 and 3 other threads spin in pure Python
 round trip lets go of the interpreter lock while it waits for the server, and must take it
 back from a busy thread. This prints the thread CPU time (``time.thread_time``) and wall time
 per statement, and their ratios to the baseline. In a server, the event loop and the other
-request threads are those busy threads. This is why README "Performance" note 3 finds
+request threads are those busy threads. This is why docs/performance.md note 3 finds
 psycopg's share of a click so much larger under load than in a loop on its own.
 """
 

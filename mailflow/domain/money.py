@@ -1,4 +1,4 @@
-"""What each transition does to a sale's payment (SPEC §2).
+"""What each transition does to a sale's payment (docs/states.md#money).
 
 ``authorized`` at order time, ``captured`` on accept, ``released`` on refuse or expire,
 ``refunded`` on cancel or withdraw after capture. A seller cancellation voids the payout and

@@ -1,4 +1,5 @@
-"""The cancellation-rate policy (SPEC §4): the rate, and the tier machine.
+"""The cancellation-rate policy: the rate, and the tier machine (docs/policy.md#the-rate,
+docs/policy.md#tiers).
 
 rate = (sales in the window cancelled by the seller [+ refused/expired if ``count_refusals``])
        / (sales in the window − withdrawn ones)

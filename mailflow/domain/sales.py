@@ -1,4 +1,4 @@
-"""Sale states and the transitions between them (SPEC §2).
+"""Sale states and the transitions between them (docs/states.md#states-and-transitions).
 
 ```
 pending ──accept──▶ accepted ──ship──▶ shipped

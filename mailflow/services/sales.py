@@ -1,4 +1,4 @@
-"""Sale transitions: accept, refuse, ship (and the rest of SPEC §2), one path for all.
+"""Sale transitions: accept, refuse, ship (and the rest of docs/states.md), one path for all.
 
 Exactly one request wins a race: the state changes by compare-and-set
 (``UPDATE … WHERE status IN (<allowed sources>)``), never by read-then-write. The loser sees

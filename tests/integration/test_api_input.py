@@ -570,7 +570,8 @@ class TestAuth:
         assert response.status_code == 401
 
     def test_the_token_is_checked_before_parsing_json(self, web: TestClient) -> None:
-        # SPEC §5: no token → 401; an anonymous caller learns nothing about the body.
+        # docs/api.md#authentication: no token → 401; an anonymous caller learns nothing
+        # about the body.
         response = web.post(
             "/api/v1/orders", content=b"{", headers={"Content-Type": "application/json"}
         )

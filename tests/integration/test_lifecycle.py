@@ -1,4 +1,5 @@
-"""After acceptance: cancel, withdraw, money, deadlines and listings (SPEC §2-§3)."""
+"""After acceptance: cancel, withdraw, money, deadlines and listings (docs/states.md,
+docs/emails.md#every-email-kind)."""
 
 from __future__ import annotations
 

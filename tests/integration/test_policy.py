@@ -1,5 +1,6 @@
-"""The cancellation-rate policy on the real databases (SPEC §4, §5): counts in SQL, tier emails
-through the API and the sweeper, the stats API and CLI, and concurrent evaluations."""
+"""The cancellation-rate policy on the real databases (docs/policy.md, docs/api.md#sellers):
+counts in SQL, tier emails through the API and the sweeper, the stats API and CLI, and
+concurrent evaluations."""
 
 from __future__ import annotations
 

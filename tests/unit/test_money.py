@@ -1,4 +1,4 @@
-"""Payment states and money lines per transition (SPEC §2)."""
+"""Payment states and money lines per transition (docs/states.md#money)."""
 
 from __future__ import annotations
 

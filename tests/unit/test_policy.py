@@ -1,6 +1,6 @@
-"""The cancellation-rate policy (SPEC §4) against a reference model written from the spec.
+"""The cancellation-rate policy (docs/policy.md) against a reference model written from the spec.
 
-The reference below is written from SPEC §4 alone, with exact fractions for the rate and the
+The reference below is written from docs/policy.md alone, with exact fractions for the rate and the
 thresholds: it keeps a seller's sales (creation time, status), computes the rate over the
 rolling window, and walks the tiers ok → warning → over → suspended, sending one email per
 entry into a tier. Random sequences of events (new sales, cancellations, refusals, expiries,
@@ -78,7 +78,7 @@ class RefSale:
 
 @dataclass
 class RefSeller:
-    """One seller as SPEC §4 describes it."""
+    """One seller as docs/policy.md describes it."""
 
     policy: RefPolicy
     sales: list[RefSale] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""The sale state machine of SPEC §2, pure."""
+"""The sale state machine of docs/states.md, pure."""
 
 from __future__ import annotations
 
