@@ -394,7 +394,13 @@ def _try_save(
         return [], content
     try:
         saved = templates.save_draft(
-            ctx, args.key, args.locale, *(parts[part] for part in PARTS), author=_author()
+            ctx,
+            args.key,
+            args.locale,
+            parts["subject"],
+            parts["text"],
+            parts["html"],
+            author=_author(),
         )
     except templates.TemplateInvalid as exc:
         return [problem_line(problem) for problem in exc.problems], content

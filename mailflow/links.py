@@ -93,7 +93,9 @@ class LinkSigner:
         self, serializer: URLSafeTimedSerializer, token: str, max_age: float | None = None
     ) -> Any:
         try:
-            return serializer.loads(token, max_age=max_age or self.max_age_seconds)
+            # itsdangerous compares the age with any number; its stubs say int.
+            age_limit: Any = max_age or self.max_age_seconds
+            return serializer.loads(token, max_age=age_limit)
         except SignatureExpired as exc:
             # Catch first: SignatureExpired is a BadSignature.
             try:

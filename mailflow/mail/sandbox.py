@@ -21,7 +21,8 @@ import jinja2
 from jinja2 import filters as jinja_filters
 from jinja2 import nodes, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_RENDER_SECONDS = 2.0
 MAX_OUTPUT_CHARS = 500_000

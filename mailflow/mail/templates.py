@@ -170,7 +170,8 @@ class Renderer:
             parts = [(folder / f"{key}.{part}.j2").read_text(encoding="utf-8") for part in PARTS]
         except FileNotFoundError as exc:
             raise TemplateError(f"no template {key} in {locale}") from exc
-        return TemplateSource(*parts, version=0)
+        subject, text, html = parts
+        return TemplateSource(subject, text, html, version=0)
 
     def render(
         self,

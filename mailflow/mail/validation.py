@@ -75,8 +75,8 @@ def validate(
         try:
             problems += _unknown_names(kind, PART_NAMES[part], tree)
         except jinja2.TemplateError as exc:  # e.g. "No filter named 'shout'"
-            line = getattr(exc, "lineno", None)
-            problems.append(Problem(PART_NAMES[part], line, str(exc.message or exc)))
+            at: int | None = getattr(exc, "lineno", None)
+            problems.append(Problem(PART_NAMES[part], at, str(exc.message or exc)))
     if problems:
         order = list(PART_NAMES.values())
         return sorted(problems, key=lambda p: (order.index(p.part), p.line or 0))

@@ -48,8 +48,8 @@ class ServiceContext:
     history: History
     template_versions: TemplateVersions
     sweep_memory: SweepMemory = field(default_factory=lambda: SweepMemory())
-    standings: StandingStore = field(default=standings)  # type: ignore[assignment]
-    logins: LoginStore = field(default=logins)  # type: ignore[assignment]
+    standings: StandingStore = field(default=standings)
+    logins: LoginStore = field(default=logins)
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

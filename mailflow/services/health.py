@@ -12,4 +12,5 @@ nothing was changed (the transaction did not commit)."""
 
 def check(ctx: ServiceContext) -> None:
     """Raises one of ``DATABASE_UNAVAILABLE`` unless the database answers."""
-    health.ping(ctx.db)
+    with ctx.db.read() as tx:
+        health.ping(tx)

@@ -10,4 +10,5 @@ __all__ = ["StatusCounts", "status_counts_of"]
 
 def status_counts_of(ctx: ServiceContext) -> StatusCounts:
     """Outbox messages and sales by status."""
-    return status_counts(ctx.db)
+    with ctx.db.read() as tx:
+        return status_counts(tx)

@@ -174,7 +174,7 @@ def stats_all(ctx: ServiceContext, *, over_only: bool = False) -> list[dict[str,
     with ctx.db.read() as session:
         counts = store.counts_all(session, window_start(ctx.policy, now))
         sellers = store.tiers(session)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seller in sellers:
         c = counts.get(seller.id, Counts())
         rate = c.rate(rules.count_refusals)

@@ -24,7 +24,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
@@ -43,7 +43,7 @@ class _Plan:
     order: tuple[str, ...] | None
     fixed: Mapping[str, Any]  # values set in the statement itself, and scalar defaults
     convert: tuple[tuple[str, Callable[[Any], Any]], ...]  # bind processors, by name
-    row: type | None  # the result rows' named tuple; None if no rows come back
+    row: Any  # the result rows' named tuple class; None if no rows come back
     results: tuple[Callable[[Any], Any] | None, ...]
 
 
@@ -122,19 +122,19 @@ class Direct:
 
     def _cursor(self) -> Any:
         # One cursor per DB-API connection, kept with it in the pool.
-        fairy = self.connection.connection
+        fairy: Any = self.connection.connection
         cursor = fairy.info.get(_CURSOR)
         if cursor is None or cursor.connection is not fairy.dbapi_connection:
             cursor = fairy.info[_CURSOR] = fairy.dbapi_connection.cursor()
         return cursor
 
-    def _error(self, sql: str, values: Any, error: Exception, cursor: Any) -> exc.DBAPIError:
-        fairy = self.connection.connection
+    def _error(self, sql: str, values: Any, error: Any, cursor: Any) -> exc.StatementError:
+        fairy: Any = self.connection.connection
         dropped = self.dialect.is_disconnect(error, fairy.dbapi_connection, cursor)
         if dropped:
             fairy.info.pop(_CURSOR, None)
             self.connection.invalidate(error)
-        return exc.DBAPIError.instance(
+        wrapped: exc.StatementError = exc.DBAPIError.instance(
             sql,
             values,
             error,
@@ -142,6 +142,7 @@ class Direct:
             connection_invalidated=dropped,
             dialect=self.dialect,
         )
+        return wrapped
 
 
 def connection(session: Session) -> Direct:
@@ -152,7 +153,7 @@ def connection(session: Session) -> Direct:
     known = session.info.get(_DIRECT)
     if known is None or known.connection.closed:
         known = session.info[_DIRECT] = Direct(session.connection())
-    return known  # type: ignore[no-any-return]
+    return cast(Direct, known)
 
 
 def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
@@ -165,7 +166,7 @@ def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
 
 
 def _rows(plan: _Plan, rows: list[Any]) -> list[Any]:
-    make, results = plan.row._make, plan.results  # type: ignore[attr-defined]
+    make, results = plan.row._make, plan.results
     if not any(results):
         return [make(row) for row in rows]
     return [
@@ -176,7 +177,8 @@ def _rows(plan: _Plan, rows: list[Any]) -> list[Any]:
 
 @lru_cache(maxsize=256)
 def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
-    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+    compilable: Any = statement
+    compiled: Any = compilable.compile(dialect=dialect, column_keys=list(keys))
     # The parameters the SQL holds (``compiled.binds`` also keeps those the compiler replaced).
     binds = {name: bind for bind, name in compiled.bind_names.items()}
     if any(b.expanding or b.literal_execute for b in binds.values()):
@@ -200,15 +202,20 @@ def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Pl
         if processor is not None:
             convert.append((name, processor))
     columns = _result_columns(statement)
-    row = None
+    row: Any = None
     results: tuple[Callable[[Any], Any] | None, ...] = ()
     if columns is not None:
-        row = namedtuple("Row", list(columns.keys()), rename=True)  # type: ignore[misc]
+        row = _row_type(list(columns.keys()))
         results = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         )
     order = tuple(compiled.positiontup) if compiled.positional else None
     return _Plan(compiled.string, order, fixed, tuple(convert), row, results)
+
+
+def _row_type(names: list[str]) -> Any:
+    """The named tuple the rows of a statement with these result columns come as."""
+    return namedtuple("Row", names, rename=True)
 
 
 def _result_columns(statement: Executable) -> Any:

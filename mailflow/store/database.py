@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -45,7 +45,7 @@ def after_commit(tx: Transaction) -> AfterCommit:
     requests = tx.info.get(_AFTER_COMMIT)
     if requests is None:
         requests = tx.info[_AFTER_COMMIT] = AfterCommit()
-    return requests  # type: ignore[no-any-return]
+    return cast(AfterCommit, requests)
 
 
 def mail_queued(tx: Transaction) -> None:

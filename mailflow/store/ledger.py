@@ -10,9 +10,9 @@ from sqlalchemy import insert
 
 from mailflow.store import _direct as direct
 from mailflow.store.database import Transaction
-from mailflow.store.models import LedgerEntry
+from mailflow.store.models import LedgerEntry, table
 
-_INSERT_ENTRIES = insert(LedgerEntry.__table__)
+_INSERT_ENTRIES = insert(table(LedgerEntry))
 
 
 @dataclass(frozen=True, slots=True)

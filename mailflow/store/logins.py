@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlmodel import col
 
 from mailflow.store.database import Transaction
-from mailflow.store.models import AdminUser, LoginLink, Seller
+from mailflow.store.models import AdminUser, LoginLink, Seller, table
 from mailflow.store.records import SellerRecord
 
-_sellers = Seller.__table__
+_sellers = table(Seller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +32,21 @@ class LinkRecord:
     used_at: datetime | None
 
 
-_USER_COLUMNS = (AdminUser.id, AdminUser.email, AdminUser.role, AdminUser.password_hash)
+_USER_COLUMNS = (
+    col(AdminUser.id),
+    col(AdminUser.email),
+    col(AdminUser.role),
+    col(AdminUser.password_hash),
+)
 
 
 def user_by_email(tx: Transaction, email: str) -> UserRecord | None:
-    row = tx.execute(select(*_USER_COLUMNS).where(AdminUser.email == email)).first()
+    row = tx.execute(select(*_USER_COLUMNS).where(col(AdminUser.email) == email)).first()
     return None if row is None else UserRecord(*row)
 
 
 def user(tx: Transaction, user_id: int) -> UserRecord | None:
-    row = tx.execute(select(*_USER_COLUMNS).where(AdminUser.id == user_id)).first()
+    row = tx.execute(select(*_USER_COLUMNS).where(col(AdminUser.id) == user_id)).first()
     return None if row is None else UserRecord(*row)
 
 
@@ -68,16 +74,20 @@ def add_link(
 
 def use_link(tx: Transaction, nonce: str, seller_id: int, now: datetime) -> bool:
     """Spend the link (compare-and-set on ``used_at``): whether it was unused and unexpired."""
-    used = tx.execute(
-        update(LoginLink)
-        .where(
-            LoginLink.nonce == nonce,
-            LoginLink.seller_id == seller_id,
-            LoginLink.used_at.is_(None),
-            LoginLink.expires_at > now,
+    used = (
+        tx.connection()
+        .execute(
+            update(LoginLink)
+            .where(
+                col(LoginLink.nonce) == nonce,
+                col(LoginLink.seller_id) == seller_id,
+                col(LoginLink.used_at).is_(None),
+                col(LoginLink.expires_at) > now,
+            )
+            .values(used_at=now)
         )
-        .values(used_at=now)
-    ).rowcount
+        .rowcount
+    )
     return bool(used)
 
 

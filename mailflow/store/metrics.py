@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from mailflow.store.database import Database
+from mailflow.store.database import Transaction
 from mailflow.store.models import OutboxMessage, Sale
 
 _OUTBOX_BY_STATUS = select(col(OutboxMessage.status), func.count()).group_by(
@@ -25,10 +25,9 @@ class StatusCounts:
     sales: tuple[tuple[str, int], ...]
 
 
-def status_counts(db: Database) -> StatusCounts:
-    with db.read() as session:
-        outbox = session.execute(_OUTBOX_BY_STATUS).all()
-        sales = session.execute(_SALES_BY_STATUS).all()
+def status_counts(tx: Transaction) -> StatusCounts:
+    outbox = tx.execute(_OUTBOX_BY_STATUS).all()
+    sales = tx.execute(_SALES_BY_STATUS).all()
     return StatusCounts(
         outbox=tuple((str(status), int(n)) for status, n in outbox),
         sales=tuple((str(status), int(n)) for status, n in sales),

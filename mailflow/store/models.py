@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+def table(model: type[SQLModel]) -> Table:
+    """A model's table, typed (SQLModel declares ``__table__`` only at run time)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 class Seller(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailflow.store import _direct as direct
 from mailflow.store.database import Transaction
-from mailflow.store.models import Buyer, Listing, Order, Payment, Sale
+from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, table
 from mailflow.store.records import BuyerRecord, PaymentRecord
 
 
@@ -50,8 +50,8 @@ class ListingRecord:
     active: bool
 
 
-_buyers, _orders = Buyer.__table__, Order.__table__
-_listings, _sales = Listing.__table__, Sale.__table__
+_buyers, _orders = table(Buyer), table(Order)
+_listings, _sales = table(Listing), table(Sale)
 _BUYER = select(_buyers.c.id, _buyers.c.name, _buyers.c.email, _buyers.c.locale).where(
     _buyers.c.email == bindparam("b_email")
 )
@@ -65,7 +65,7 @@ _LISTING = select(_listings.c.id, _listings.c.active).where(
 )
 _INSERT_ORDER = insert(_orders).returning(_orders.c.id)
 _INSERT_SALE = insert(_sales).returning(_sales.c.id)
-_INSERT_PAYMENT = insert(Payment.__table__)
+_INSERT_PAYMENT = insert(table(Payment))
 _PAYMENT_FIELDS = tuple(f.name for f in fields(PaymentRecord))
 _ORDER_COLUMNS = (_orders.c.id, _orders.c.external_id, _orders.c.request_hash)
 

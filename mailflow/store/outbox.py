@@ -8,23 +8,23 @@ worker crashed — is claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from mailflow.store import _direct as direct
 from mailflow.store.database import Database, Transaction, mail_queued
-from mailflow.store.models import OutboxMessage
+from mailflow.store.models import OutboxMessage, table
 
 QUEUED = "queued"
 SENT = "sent"
 DEAD = "dead"
 
-_table = OutboxMessage.__table__
+_table = table(OutboxMessage)
 _c = _table.c
 
 
@@ -94,7 +94,7 @@ class Claimed:
 @lru_cache(maxsize=8)
 def _claim_statement(limit: int, skip_locked: bool) -> Any:
     """Claim up to ``limit`` due rows (built once per limit: a worker claims every moment)."""
-    now = bindparam("b_now")
+    now: Any = bindparam("b_now")
     due = (
         select(_c.id)
         .where(
@@ -155,7 +155,7 @@ class OutboxStore:
         """
         results = list(results)
         sent = [
-            {"b_id": r.id, "b_lease": r.lease_until, "b_sent_at": now}
+            cast(Mapping[str, Any], {"b_id": r.id, "b_lease": r.lease_until, "b_sent_at": now})
             for r in results
             if r.status == SENT
         ]
@@ -210,6 +210,7 @@ class OutboxStore:
 
     def pending_count(self) -> int:
         with self.db.read() as session:
-            return session.execute(
+            count: int = session.execute(
                 select(func.count()).select_from(_table).where(_c.status == QUEUED)
             ).scalar_one()
+            return count

@@ -14,11 +14,12 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, insert, or_, select, update
+from sqlmodel import col
 
 from mailflow.domain.sales import SaleStatus
 from mailflow.store import _direct as direct
 from mailflow.store.database import Transaction
-from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent, Seller
+from mailflow.store.models import Buyer, Listing, Order, Payment, Sale, SaleEvent, Seller, table
 from mailflow.store.records import (
     BuyerRecord,
     EventRecord,
@@ -29,9 +30,9 @@ from mailflow.store.records import (
     SellerRecord,
 )
 
-_sales, _sellers, _orders = Sale.__table__, Seller.__table__, Order.__table__
-_buyers, _payments = Buyer.__table__, Payment.__table__
-_events, _listings = SaleEvent.__table__, Listing.__table__
+_sales, _sellers, _orders = table(Sale), table(Seller), table(Order)
+_buyers, _payments = table(Buyer), table(Payment)
+_events, _listings = table(SaleEvent), table(Listing)
 
 # One record type per part of the read, built positionally: its fields are its columns.
 _PART_TYPES = (SaleRecord, SellerRecord, OrderRecord, BuyerRecord, PaymentRecord)
@@ -206,9 +207,9 @@ def pending_created_before(tx: Transaction, cutoff: datetime, limit: int) -> lis
     """Pending sales created at or before ``cutoff``, oldest first."""
     return list(
         tx.execute(
-            select(Sale.id)
-            .where(Sale.status == SaleStatus.PENDING.value, Sale.created_at <= cutoff)
-            .order_by(Sale.created_at)
+            select(col(Sale.id))
+            .where(col(Sale.status) == SaleStatus.PENDING.value, col(Sale.created_at) <= cutoff)
+            .order_by(col(Sale.created_at))
             .limit(limit)
         ).scalars()
     )
@@ -220,14 +221,14 @@ def due_reminders(
     """Pending, unreminded sales created in (``created_from``, ``created_to``], oldest first."""
     return list(
         tx.execute(
-            select(Sale.id)
+            select(col(Sale.id))
             .where(
-                Sale.status == SaleStatus.PENDING.value,
-                Sale.reminder_sent_at.is_(None),
-                Sale.created_at <= created_to,
-                Sale.created_at > created_from,
+                col(Sale.status) == SaleStatus.PENDING.value,
+                col(Sale.reminder_sent_at).is_(None),
+                col(Sale.created_at) <= created_to,
+                col(Sale.created_at) > created_from,
             )
-            .order_by(Sale.created_at)
+            .order_by(col(Sale.created_at))
             .limit(limit)
         ).scalars()
     )
@@ -235,13 +236,17 @@ def due_reminders(
 
 def claim_reminder(tx: Transaction, sale_id: int, now: datetime) -> bool:
     """Mark the pending sale reminded, unless another sweeper did (compare-and-set)."""
-    won = tx.execute(
-        update(_sales)
-        .where(
-            _sales.c.id == sale_id,
-            _sales.c.reminder_sent_at.is_(None),
-            _sales.c.status == SaleStatus.PENDING.value,
+    won = (
+        tx.connection()
+        .execute(
+            update(_sales)
+            .where(
+                _sales.c.id == sale_id,
+                _sales.c.reminder_sent_at.is_(None),
+                _sales.c.status == SaleStatus.PENDING.value,
+            )
+            .values(reminder_sent_at=now)
         )
-        .values(reminder_sent_at=now)
-    ).rowcount
+        .rowcount
+    )
     return bool(won)

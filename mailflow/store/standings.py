@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
+from sqlmodel import col
 
 from mailflow.domain.policy import Counts, Standing, Tier
 from mailflow.domain.sales import SaleStatus
 from mailflow.store import _direct as direct
 from mailflow.store.database import Transaction
-from mailflow.store.models import Sale, Seller
+from mailflow.store.models import Sale, Seller, table
 from mailflow.store.records import SellerRecord
 from mailflow.store.sales import seller
 
@@ -35,7 +36,7 @@ __all__ = [
     "tiers",
 ]
 
-_sellers = Seller.__table__
+_sellers = table(Seller)
 REFUSED = (SaleStatus.REFUSED.value, SaleStatus.EXPIRED.value)
 
 
@@ -64,16 +65,16 @@ class CountedSale:
 def _count_columns() -> list[Any]:
     return [
         func.count(),
-        func.count().filter(Sale.status == SaleStatus.CANCELLED.value),
+        func.count().filter(col(Sale.status) == SaleStatus.CANCELLED.value),
         # OR rather than IN: an IN list is an expanding parameter, which store._direct
         # leaves to SQLAlchemy
-        func.count().filter(or_(*(Sale.status == status for status in REFUSED))),
-        func.count().filter(Sale.status == SaleStatus.WITHDRAWN.value),
+        func.count().filter(or_(*(col(Sale.status) == status for status in REFUSED))),
+        func.count().filter(col(Sale.status) == SaleStatus.WITHDRAWN.value),
     ]
 
 
 _COUNTS_OF_SELLER = select(*_count_columns()).where(
-    Sale.seller_id == bindparam("b_seller"), Sale.created_at >= bindparam("b_since")
+    col(Sale.seller_id) == bindparam("b_seller"), col(Sale.created_at) >= bindparam("b_since")
 )
 _SET_TIER = (
     update(_sellers)
@@ -100,9 +101,9 @@ def counts(tx: Transaction, seller_id: int, since: datetime) -> Counts:
 def counts_all(tx: Transaction, since: datetime) -> dict[int, Counts]:
     """Every seller's counts (those with a sale since ``since``), in one grouped query."""
     rows = tx.execute(
-        select(Sale.seller_id, *_count_columns())
-        .where(Sale.created_at >= since)
-        .group_by(Sale.seller_id)
+        select(col(Sale.seller_id), *_count_columns())
+        .where(col(Sale.created_at) >= since)
+        .group_by(col(Sale.seller_id))
     ).all()
     return {row[0]: Counts(*row[1:]) for row in rows}
 
@@ -112,12 +113,14 @@ def counts_of_candidates(
 ) -> dict[int, Counts]:
     """Counts of the sellers a sweep must look at: those out of ``ok`` and those whose window
     lost sales since ``slid_from`` (the rate of anyone else only moves through events)."""
-    slid = select(Sale.seller_id).where(Sale.created_at >= slid_from, Sale.created_at < since)
-    out_of = select(Seller.id).where(Seller.tier != Tier.OK.value)
+    slid = select(col(Sale.seller_id)).where(
+        col(Sale.created_at) >= slid_from, col(Sale.created_at) < since
+    )
+    out_of = select(col(Seller.id)).where(col(Seller.tier) != Tier.OK.value)
     rows = tx.execute(
-        select(Sale.seller_id, *_count_columns())
-        .where(Sale.created_at >= since, Sale.seller_id.in_(slid.union(out_of)))
-        .group_by(Sale.seller_id)
+        select(col(Sale.seller_id), *_count_columns())
+        .where(col(Sale.created_at) >= since, col(Sale.seller_id).in_(slid.union(out_of)))
+        .group_by(col(Sale.seller_id))
     ).all()
     return {row[0]: Counts(*row[1:]) for row in rows}
 
@@ -125,9 +128,9 @@ def counts_of_candidates(
 def out_of_ok(tx: Transaction) -> dict[int, Standing]:
     """The stored standing of every seller whose tier is not ``ok``."""
     rows = tx.execute(
-        select(Seller.id, Seller.tier, Seller.tier_since, Seller.suspended_until).where(
-            Seller.tier != Tier.OK.value
-        )
+        select(
+            col(Seller.id), col(Seller.tier), col(Seller.tier_since), col(Seller.suspended_until)
+        ).where(col(Seller.tier) != Tier.OK.value)
     )
     return {row.id: Standing(Tier(row.tier), row.tier_since, row.suspended_until) for row in rows}
 
@@ -158,7 +161,9 @@ def set_standing(tx: Transaction, found: SellerRecord, standing: Standing) -> Se
 
 
 def tiers(tx: Transaction) -> list[SellerTier]:
-    rows = tx.execute(select(Seller.id, Seller.name, Seller.tier, Seller.suspended_until))
+    rows = tx.execute(
+        select(col(Seller.id), col(Seller.name), col(Seller.tier), col(Seller.suspended_until))
+    )
     return [SellerTier(*row) for row in rows]
 
 
@@ -167,12 +172,19 @@ def counted_sales(
 ) -> list[CountedSale]:
     """The seller's sales since ``since`` in ``statuses``, newest first."""
     rows = tx.execute(
-        select(Sale.id, Sale.order_id, Sale.title, Sale.status, Sale.reason, Sale.created_at)
-        .where(
-            Sale.seller_id == seller_id,
-            Sale.created_at >= since,
-            Sale.status.in_(statuses),
+        select(
+            col(Sale.id),
+            col(Sale.order_id),
+            col(Sale.title),
+            col(Sale.status),
+            col(Sale.reason),
+            col(Sale.created_at),
         )
-        .order_by(Sale.created_at.desc())
+        .where(
+            col(Sale.seller_id) == seller_id,
+            col(Sale.created_at) >= since,
+            col(Sale.status).in_(statuses),
+        )
+        .order_by(col(Sale.created_at).desc())
     )
     return [CountedSale(*row) for row in rows]

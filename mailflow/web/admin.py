@@ -40,7 +40,7 @@ def _limit(request: Request) -> RateLimit:
     limit = getattr(state, "admin_login_limit", None)
     if limit is None:
         limit = state.admin_login_limit = RateLimit(LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS)
-    return limit  # type: ignore[no-any-return]
+    return limit
 
 
 def _safe_next(target: str) -> str:

@@ -92,7 +92,7 @@ def _links(text: str, html: str) -> list[dict[str, Any]]:
 
 def message_view(raw: bytes) -> dict[str, Any]:
     """A stored message as the console shows it: headers, text, HTML, raw, links."""
-    message: EmailMessage = message_from_bytes(raw, policy=email_policy.default)  # type: ignore[assignment]
+    message: EmailMessage = message_from_bytes(raw, policy=email_policy.default)
     text, html = _body(message, "plain"), _body(message, "html")
     headers = []
     for name in SHOWN_HEADERS:
@@ -111,7 +111,7 @@ def message_view(raw: bytes) -> dict[str, Any]:
 
 def _view_of(requested: str | None, view: dict[str, Any]) -> str:
     if requested in VIEWS:
-        return requested  # type: ignore[return-value]
+        return requested
     return "html" if view["html"] else "text"
 
 

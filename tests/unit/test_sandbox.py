@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 
 from mailflow.mail import catalog
-from mailflow.mail.sandbox import MAX_OUTPUT_CHARS, RenderLimitExceeded, render_bounded
+from mailflow.mail.sandbox import (
+    MAX_OUTPUT_CHARS,
+    LimitedSandbox,
+    RenderLimitExceeded,
+    render_bounded,
+)
 from mailflow.mail.templates import (
     RenderedEmail,
     Renderer,
@@ -329,3 +334,10 @@ class TestSubject:
     def test_the_text_part_keeps_its_lines(self, renderer: Renderer) -> None:
         rendered = _render(renderer, "text", "un\ndeux\n\ntrois\n{{ links.refuse }}")
         assert rendered.text.startswith("un\ndeux\n\ntrois\n")
+
+
+def test_jinja_still_compiles_a_concatenation_through_the_bounded_visitor() -> None:
+    # The sandbox relies on Jinja2's private code generator (``visit_Concat``); a Jinja2
+    # release that compiles ``~`` another way would silently lift the size bound.
+    source = LimitedSandbox().compile("{{ a ~ b }}", raw=True)
+    assert "environment.bounded_concat(" in source
