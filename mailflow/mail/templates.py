@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import css_inline
 import jinja2
@@ -105,8 +105,11 @@ def add_filters(env: jinja2.Environment, timezone: str) -> None:
     env.filters.update(money=money, datetime=datetime_, date=date_, percent=percent, reason=reason)
 
 
-def make_environment(root: Path, timezone: str) -> jinja2.Environment:
-    env = jinja2.Environment(
+Env = TypeVar("Env", bound=jinja2.Environment)
+
+
+def _configured(env_class: type[Env], root: Path, timezone: str) -> Env:
+    env = env_class(
         loader=jinja2.FileSystemLoader(str(root)),
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
@@ -116,19 +119,15 @@ def make_environment(root: Path, timezone: str) -> jinja2.Environment:
     )
     add_filters(env, timezone)
     return env
+
+
+def make_environment(root: Path, timezone: str) -> jinja2.Environment:
+    return _configured(jinja2.Environment, root, timezone)
 
 
 def make_sandbox(root: Path, timezone: str) -> LimitedSandbox:
-    env = LimitedSandbox(
-        loader=jinja2.FileSystemLoader(str(root)),
-        autoescape=_autoescape,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    add_filters(env, timezone)
-    return env
+    """The same environment for admin-edited templates, in the bounded sandbox."""
+    return _configured(LimitedSandbox, root, timezone)
 
 
 def source_name(key: str, locale: str, part: str) -> str:
