@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from mailflow.clock import Clock, system_clock
 from mailflow.config import Settings
 from mailflow.links import LinkSigner
@@ -14,6 +16,7 @@ from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
+from mailflow.store import migrate
 from mailflow.store.database import Database
 
 
@@ -98,3 +101,35 @@ def build(
         services=services,
         templates=root,
     )
+
+
+class DatabaseUnreachable(Exception):
+    """The database refused or dropped the connection: ``database URL: reason``."""
+
+    def __init__(self, url: str, reason: object) -> None:
+        super().__init__(f"database {url}: {reason}")
+
+
+class SchemaBehind(Exception):
+    """A PostgreSQL database whose schema is older than this code's migrations."""
+
+
+def ensure_schema(system: System) -> None:
+    """A SQLite database is brought up to date by itself; PostgreSQL must already be, since
+    several processes share it and migrating is an operator's deliberate step."""
+    try:
+        if system.db.is_sqlite:
+            migrate.upgrade(system.db.engine)
+        elif not migrate.is_current(system.db.engine):
+            raise SchemaBehind("the database schema is not up to date")
+    except OperationalError as exc:
+        raise DatabaseUnreachable(system.settings.database.url, exc.orig) from exc
+
+
+def upgrade_schema(system: System) -> str | None:
+    """Apply the migrations not yet applied; the revision the database is then at."""
+    try:
+        migrate.upgrade(system.db.engine)
+    except OperationalError as exc:
+        raise DatabaseUnreachable(system.settings.database.url, exc.orig) from exc
+    return migrate.head_revision()
