@@ -63,7 +63,7 @@ class Meter:
 
         import mailflow.mail.outbox as outbox
         from mailflow.services import orders, sales
-        from mailflow.store.direct import Direct
+        from mailflow.store._direct import Direct
 
         orders.place_order = self.wrap("service", orders.place_order)
         sales.transition = self.wrap("service", sales.transition)

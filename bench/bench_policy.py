@@ -81,7 +81,7 @@ from mailflow.config import Settings
 from mailflow.domain.policy import Counts
 from mailflow.domain.sales import Reason
 from mailflow.services import policy
-from mailflow.store import migrate
+from mailflow.store import migrate, standings
 from mailflow.store.database import Database
 from mailflow.store.models import Buyer, Listing, Order, OutboxMessage, Sale, Seller
 
@@ -455,12 +455,12 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
 
         def counts_all() -> int:
             with db.read() as session:
-                return len(policy.counts_all(session, since))
+                return len(standings.counts_all(session, since))
 
         first: list[int] = []
         in_window = baseline()
         with db.read() as session:
-            window_counts = policy.counts_all(session, since)
+            window_counts = standings.counts_all(session, since)
         groups = len(window_counts)
         counts_all()  # warm-up (the baseline's warm-up is the in_window count above)
 
@@ -515,10 +515,10 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
         ids = rng.sample(range(1, plan.sellers + 1), min(args.singles, plan.sellers))
         single: list[float] = []
         with db.read() as session:
-            policy.counts_for(session, ids[0], since)  # warm-up
+            standings.counts(session, ids[0], since)  # warm-up
             for seller_id in ids:
                 t3 = time.perf_counter()
-                policy.counts_for(session, seller_id, since)
+                standings.counts(session, seller_id, since)
                 single.append((time.perf_counter() - t3) * 1000)
         print(
             f"[{name}] (d) counts_for    median {statistics.median(single):8.3f} ms  "
@@ -531,8 +531,8 @@ def measure(name: str, url: str, plan: Plan, args: argparse.Namespace) -> Result
         plans = []
         for label, call in (
             ("baseline", lambda s: s.execute(BASELINE_SQL, {"since": since})),
-            ("counts_all", lambda s: policy.counts_all(s, since)),
-            (f"counts_for (seller {busiest})", lambda s: policy.counts_for(s, busiest, since)),
+            ("counts_all", lambda s: standings.counts_all(s, since)),
+            (f"counts_for (seller {busiest})", lambda s: standings.counts(s, busiest, since)),
         ):
             with captured(db.read_engine) as seen, db.read() as session:
                 call(session)

@@ -18,6 +18,11 @@ from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
 from mailflow.store import migrate
 from mailflow.store.database import Database
+from mailflow.store.history import History
+from mailflow.store.listings import Listings
+from mailflow.store.messages import Messages
+from mailflow.store.sellers import Sellers
+from mailflow.store.templates import TemplateVersions
 
 
 @dataclass
@@ -89,6 +94,11 @@ def build(
         payments=Ledger(),
         renderer=renderer,
         overrides=overrides,
+        listings=Listings(db),
+        sellers=Sellers(db),
+        messages=Messages(db),
+        history=History(db),
+        template_versions=TemplateVersions(db),
     )
     return System(
         settings=settings,

@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from mailflow.domain.money import Money, PaymentState, to_cents
-from mailflow.store import direct
+from mailflow.store import _direct as direct
 from mailflow.store.models import LedgerEntry
 
 _INSERT_ENTRIES = insert(LedgerEntry.__table__)

@@ -7,6 +7,7 @@ import json
 
 from pydantic import ValidationError
 
+from mailflow import i18n
 from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
 from mailflow.domain.sales import Action, Actor, Channel
 from mailflow.schemas import CancelIn, RefuseIn, WithdrawIn
@@ -75,7 +76,7 @@ def _sales(args: argparse.Namespace) -> int:
         problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
         raise CliError(problems) from exc
     except ServiceError as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
+        hint = f" ({i18n.hint('en', exc.hint)})" if exc.hint else ""
         raise CliError(f"sale {args.sale_id}: {exc.message}{hint}") from exc
     finally:
         system.close()

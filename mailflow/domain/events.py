@@ -1,10 +1,12 @@
-"""Past-tense facts the services turn into records and emails."""
+"""Past-tense facts: what changed. The services record them and hand each to
+``services.dispatch``, whose handlers turn it into side effects (emails first)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Counts, Decision, Standing, Tier
 from mailflow.domain.sales import Action, Actor, Channel, SaleStatus
 
 
@@ -28,4 +30,87 @@ class SaleTransitioned:
     note: str | None = None
 
 
-Event = SaleCreated | SaleTransitioned
+@dataclass(frozen=True, slots=True)
+class DeadlineNear:
+    """A pending sale nears its deadline (the sweeper claimed its one reminder)."""
+
+    sale_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TierChanged:
+    """A seller's standing changed (every change, whether or not it is an entry that is
+    announced: a seller back to ``ok`` from ``warning`` hears nothing)."""
+
+    seller_id: int
+    before: Standing
+    after: Standing
+    counts: Counts
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TierEntered:
+    """The seller entered ``tier`` (``warning`` or ``over``) from below."""
+
+    seller_id: int
+    tier: Tier
+    standing: Standing
+    """The standing after the whole change (the same in every event of one evaluation)."""
+    counts: Counts
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SellerSuspended:
+    seller_id: int
+    standing: Standing
+    counts: Counts
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SellerReinstated:
+    """A suspension ended; ``standing`` is where the fresh evaluation put the seller."""
+
+    seller_id: int
+    standing: Standing
+    counts: Counts
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLinkRequested:
+    """A one-time login link was made for the seller. ``nonce`` is a secret: a handler that
+    sends anything outside the system must leave it out."""
+
+    seller_id: int
+    nonce: str
+    valid_minutes: int
+    at: datetime
+
+
+SaleEvent = SaleCreated | SaleTransitioned | DeadlineNear
+TierEvent = TierEntered | SellerSuspended | SellerReinstated
+SellerEvent = TierChanged | TierEvent | LoginLinkRequested
+Event = SaleEvent | SellerEvent
+
+_ENTERED = {email: tier for tier, email in TIER_EMAILS.items() if email}
+
+
+def tier_events(
+    seller_id: int, before: Standing, decision: Decision, counts: Counts, at: datetime
+) -> list[SellerEvent]:
+    """The events of a decision that changed the seller's standing: the change, then each
+    announced entry in the order it happened (a suspension's end before a new alert)."""
+    after = decision.standing
+    events: list[SellerEvent] = [TierChanged(seller_id, before, after, counts, at)]
+    for email in decision.emails:
+        if email == REINSTATED_EMAIL:
+            events.append(SellerReinstated(seller_id, after, counts, at))
+        elif _ENTERED[email] is Tier.SUSPENDED:
+            events.append(SellerSuspended(seller_id, after, counts, at))
+        else:
+            events.append(TierEntered(seller_id, _ENTERED[email], after, counts, at))
+    return events

@@ -11,8 +11,10 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_percent
 
-SUPPORTED_LOCALES = ("fr", "en")
-DEFAULT_LOCALE = "fr"
+# Which locale a reader gets is decided in one place for mail and pages alike.
+from mailflow.i18n.languages import DEFAULT_LOCALE, SUPPORTED_LOCALES, pick_locale
+
+__all__ = ["DEFAULT_LOCALE", "SUPPORTED_LOCALES", "day", "money", "percent", "pick_locale", "when"]
 
 
 @lru_cache(maxsize=16)
@@ -31,8 +33,14 @@ def money(cents: int, currency: str, locale: str) -> str:
     return format_currency(Decimal(cents).scaleb(-2), currency, locale=_locale(locale))
 
 
-def when(moment: datetime, locale: str, timezone: str, fmt: str = "medium") -> str:
-    return format_datetime(_aware(moment), fmt, tzinfo=ZoneInfo(timezone), locale=_locale(locale))
+def when(
+    moment: datetime, locale: str, timezone: str, fmt: str = "medium", *, zone: bool = False
+) -> str:
+    """``moment`` in ``timezone``; ``zone`` adds the zone's abbreviation (``14:15 CET``), the
+    same in every locale: Babel's localized zone names are long or plain offsets."""
+    tz = ZoneInfo(timezone)
+    shown = format_datetime(_aware(moment), fmt, tzinfo=tz, locale=_locale(locale))
+    return f"{shown} {_aware(moment).astimezone(tz).tzname()}" if zone else shown
 
 
 def day(moment: datetime, locale: str, timezone: str, fmt: str = "long") -> str:
@@ -42,12 +50,3 @@ def day(moment: datetime, locale: str, timezone: str, fmt: str = "long") -> str:
 def percent(ratio: float, locale: str) -> str:
     # Rates are shown to a tenth of a percent, in the locale's own style (4,2 % / 4.2%).
     return format_percent(round(ratio, 3), locale=_locale(locale), decimal_quantization=False)
-
-
-def pick_locale(code: str | None) -> str:
-    """The supported locale closest to ``code`` (``fr_CA`` → ``fr``), else the default."""
-    if code:
-        base = code.replace("-", "_").split("_")[0].lower()
-        if base in SUPPORTED_LOCALES:
-            return base
-    return DEFAULT_LOCALE

@@ -21,8 +21,8 @@ from sqlmodel import Session
 from mailflow.clock import Clock
 from mailflow.mail.compose import address, compose, new_message_id, split_address
 from mailflow.mail.templates import Renderer
-from mailflow.store import direct
-from mailflow.store.database import Database
+from mailflow.store import _direct as direct
+from mailflow.store.database import Database, mail_queued
 from mailflow.store.models import OutboxMessage
 
 QUEUED = "queued"
@@ -99,7 +99,7 @@ class Outbox:
             )
             .scalar_one()
         )
-        session.info["mail_queued"] = True
+        mail_queued(session)
         return int(row_id)
 
 

@@ -86,7 +86,9 @@ def add_filters(env: jinja2.Environment, timezone: str) -> None:
 
     @pass_context
     def datetime_(ctx: Context, moment: Any, fmt: str = "medium") -> str:
-        return formatting.when(moment, ctx["locale"], timezone, fmt)
+        # A page that sets ``zone_shown`` (the admin console) shows the time zone with times.
+        zone = bool(ctx.get("zone_shown", False))
+        return formatting.when(moment, ctx["locale"], timezone, fmt, zone=zone)
 
     @pass_context
     def date_(ctx: Context, moment: Any, fmt: str = "long") -> str:

@@ -15,14 +15,14 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import func, select, update
 
+from mailflow.domain.events import LoginLinkRequested
 from mailflow.links import ExpiredLink, InvalidLink
-from mailflow.mail.outbox import Recipient
 from mailflow.schemas import Email
 from mailflow.services.context import ServiceContext
+from mailflow.services.dispatch import dispatch
 from mailflow.services.errors import Conflict, InvalidInput
-from mailflow.store.models import AdminUser, LoginLink, Seller
+from mailflow.store.logins import UserRecord
 
 LOGIN_LINK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 12
@@ -72,37 +72,30 @@ def create_user(ctx: ServiceContext, email: str, role: str, password: str) -> Co
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
     with ctx.db.transaction() as session:
-        if session.execute(select(AdminUser.id).where(AdminUser.email == email)).first():
+        if ctx.logins.user_by_email(session, email) is not None:
             raise Conflict(f"a user {email} exists already", code="user_exists")
-        user = AdminUser(
-            email=email, role=role, password_hash=_hasher.hash(password), created_at=ctx.clock()
-        )
-        session.add(user)
-        session.flush()
-        assert user.id is not None
-        return ConsoleUser(user.id, user.email, Role(user.role))
+        user = ctx.logins.add_user(session, email, role, _hasher.hash(password), ctx.clock())
+        return _console_user(user)
+
+
+def _console_user(user: UserRecord) -> ConsoleUser:
+    return ConsoleUser(user.id, user.email, Role(user.role))
 
 
 def authenticate(ctx: ServiceContext, email: str, password: str) -> ConsoleUser | None:
     with ctx.db.read() as session:
-        user = session.execute(
-            select(AdminUser).where(AdminUser.email == (normalized_email(email) or ""))
-        ).scalar()
+        user = ctx.logins.user_by_email(session, normalized_email(email) or "")
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or user.id is None:
-        return None
-    return ConsoleUser(user.id, user.email, Role(user.role))
+    return None if user is None else _console_user(user)
 
 
 def console_user(ctx: ServiceContext, user_id: int) -> ConsoleUser | None:
     with ctx.db.read() as session:
-        user = session.get(AdminUser, user_id)
-    if user is None or user.id is None:
-        return None
-    return ConsoleUser(user.id, user.email, Role(user.role))
+        user = ctx.logins.user(session, user_id)
+    return None if user is None else _console_user(user)
 
 
 def request_login_link(ctx: ServiceContext, email: str) -> None:
@@ -113,30 +106,12 @@ def request_login_link(ctx: ServiceContext, email: str) -> None:
     now = ctx.clock()
     with ctx.db.transaction() as session:
         # Addresses are compared without case: people type them as they like.
-        sellers = (
-            session.execute(select(Seller).where(func.lower(Seller.email) == address))
-            .scalars()
-            .all()
-        )
-        for seller in sellers:
-            assert seller.id is not None
+        for seller in ctx.logins.sellers_by_email(session, address):
             nonce = secrets.token_urlsafe(24)
-            session.add(
-                LoginLink(
-                    nonce=nonce,
-                    seller_id=seller.id,
-                    created_at=now,
-                    expires_at=now + timedelta(minutes=LOGIN_LINK_MINUTES),
-                )
-            )
-            token = ctx.signer.login_token(seller.id, nonce)
-            context = {
-                "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
-                "login_url": f"{ctx.base_url}/seller/login/{token}",
-                "valid_minutes": LOGIN_LINK_MINUTES,
-            }
-            to = Recipient(seller.name, seller.email, seller.locale)
-            ctx.outbox.queue(session, "seller_login_link", to, context)
+            expires = now + timedelta(minutes=LOGIN_LINK_MINUTES)
+            ctx.logins.add_link(session, nonce, seller.id, now, expires)
+            event = LoginLinkRequested(seller.id, nonce, LOGIN_LINK_MINUTES, now)
+            dispatch(ctx, session, (event,), seller)
 
 
 def check_login_link(ctx: ServiceContext, token: str) -> int:
@@ -160,16 +135,7 @@ def use_login_link(ctx: ServiceContext, token: str) -> int:
         raise LoginFailed("invalid") from exc
     now = ctx.clock()
     with ctx.db.transaction() as session:
-        used = session.execute(
-            update(LoginLink)
-            .where(
-                LoginLink.nonce == nonce,
-                LoginLink.seller_id == seller_id,
-                LoginLink.used_at.is_(None),
-                LoginLink.expires_at > now,
-            )
-            .values(used_at=now)
-        ).rowcount
+        used = ctx.logins.use_link(session, nonce, seller_id, now)
     if not used:
         raise LoginFailed("used")
     return seller_id

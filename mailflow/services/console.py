@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import func, or_, select, update
+from typing import Any, Generic, TypeVar
 
 from mailflow.mail.outbox import DEAD, QUEUED
 from mailflow.schemas import MAX_ID
@@ -20,27 +18,28 @@ from mailflow.services import sales as sales_service
 from mailflow.services import templates
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
-from mailflow.store.models import Buyer, InboxMessage, Order, OutboxMessage, Sale, Seller
+from mailflow.store.history import ConsoleSale
+from mailflow.store.messages import InboxEntry, InboxMessage, OutboxEntry, OutboxMessage, Slice
 
 PAGE_SIZE = 50
-_outbox = OutboxMessage.__table__
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[Row]):
     """One page of a listing; ``has_next`` is known by reading one row more than shown."""
 
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     page: int
     has_next: bool
 
 
-def _page(rows: list[Any], page: int, size: int) -> Page:
-    return Page([dict(r._mapping) for r in rows[:size]], page, len(rows) > size)
+def _slice(page: int, size: int) -> Slice:
+    return Slice((max(page, 1) - 1) * size, size + 1)
 
 
-def _offset(page: int, size: int) -> int:
-    return (max(page, 1) - 1) * size
+def _page(rows: list[Row], page: int, size: int) -> Page[Row]:
+    return Page(rows[:size], page, len(rows) > size)
 
 
 # --- sales ---------------------------------------------------------------------------------
@@ -54,43 +53,17 @@ def search_sales(
     seller_id: int | None = None,
     page: int = 1,
     size: int = PAGE_SIZE,
-) -> Page:
+) -> Page[ConsoleSale]:
     """Sales, newest first, matching ``query``: a sale id (``123`` or ``#123``), an order's
     external id (exact or its beginning), words of the title, or the seller's name or email."""
-    statement = (
-        select(
-            Sale.id,
-            Sale.title,
-            Sale.status,
-            Sale.amount_cents,
-            Sale.currency,
-            Sale.created_at,
-            Sale.seller_id,
-            Seller.name.label("seller_name"),
-            Order.external_id.label("order_external_id"),
-        )
-        .join(Seller, Seller.id == Sale.seller_id)
-        .join(Order, Order.id == Sale.order_id)
-    )
     query = query.strip()
-    if query:
-        matches = [
-            Order.external_id.istartswith(query, autoescape=True),
-            Sale.title.icontains(query, autoescape=True),
-            Seller.name.icontains(query, autoescape=True),
-            Seller.email.icontains(query, autoescape=True),
-        ]
-        number = query.removeprefix("#")
-        if number.isascii() and number.isdigit() and int(number) <= MAX_ID:
-            matches.insert(0, Sale.id == int(number))
-        statement = statement.where(or_(*matches))
-    if status:
-        statement = statement.where(Sale.status == status)
-    if seller_id is not None:
-        statement = statement.where(Sale.seller_id == seller_id)
-    statement = statement.order_by(Sale.id.desc()).offset(_offset(page, size)).limit(size + 1)
-    with ctx.db.read() as session:
-        rows = session.execute(statement).all()
+    number = query.removeprefix("#")
+    sale_id = (
+        int(number) if number.isascii() and number.isdigit() and int(number) <= MAX_ID else None
+    )
+    rows = ctx.history.search(
+        query, sale_id, status=status, seller_id=seller_id, rows=_slice(page, size)
+    )
     return _page(rows, page, size)
 
 
@@ -98,28 +71,15 @@ def sale_detail(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:
     """The sale as the API shows it (payment, events), with its order, seller, buyer and the
     emails queued about it."""
     view = sales_service.get_sale(ctx, sale_id)
-    with ctx.db.read() as session:
-        order = session.get(Order, view["order_id"])
-        seller = session.get(Seller, view["seller_id"])
-        buyer = session.get(Buyer, order.buyer_id) if order else None
-        mail = session.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.template,
-                OutboxMessage.recipient,
-                OutboxMessage.status,
-                OutboxMessage.created_at,
-            )
-            .where(OutboxMessage.sale_id == sale_id)
-            .order_by(OutboxMessage.id)
-        ).all()
-    assert order is not None and seller is not None and buyer is not None
+    detail = ctx.history.sale(sale_id)
+    assert detail is not None
+    seller, buyer = detail.seller, detail.buyer
     return {
         **view,
-        "order": {"id": order.id, "external_id": order.external_id},
-        "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
+        "order": {"id": detail.order_id, "external_id": detail.order_external_id},
+        "seller": {"id": detail.seller_id, "name": seller.name, "email": seller.email},
         "buyer": {"name": buyer.name, "email": buyer.email},
-        "mail": [dict(m._mapping) for m in mail],
+        "mail": ctx.messages.mail_about(sale_id),
     }
 
 
@@ -127,41 +87,18 @@ def sale_detail(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:
 
 
 def outbox_counts(ctx: ServiceContext) -> dict[str, int]:
-    with ctx.db.read() as session:
-        rows = session.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-        ).all()
-    return {status: count for status, count in rows}
+    return ctx.messages.outbox_counts()
 
 
 def list_outbox(
     ctx: ServiceContext, status: str | None = None, *, page: int = 1, size: int = PAGE_SIZE
-) -> Page:
+) -> Page[OutboxEntry]:
     """Outbox rows, newest first, without their bodies."""
-    statement = select(
-        OutboxMessage.id,
-        OutboxMessage.template,
-        OutboxMessage.recipient,
-        OutboxMessage.subject,
-        OutboxMessage.status,
-        OutboxMessage.attempts,
-        OutboxMessage.last_error,
-        OutboxMessage.next_attempt_at,
-        OutboxMessage.created_at,
-        OutboxMessage.sent_at,
-        OutboxMessage.sale_id,
-    )
-    if status:
-        statement = statement.where(OutboxMessage.status == status)
-    statement = statement.order_by(OutboxMessage.id.desc()).offset(_offset(page, size))
-    with ctx.db.read() as session:
-        rows = session.execute(statement.limit(size + 1)).all()
-    return _page(rows, page, size)
+    return _page(ctx.messages.outbox(status, _slice(page, size)), page, size)
 
 
 def outbox_message(ctx: ServiceContext, message_id: int) -> OutboxMessage:
-    with ctx.db.read() as session:
-        row = session.get(OutboxMessage, message_id)
+    row = ctx.messages.outbox_message(message_id)
     if row is None:
         raise NotFound(f"no outbox message {message_id}")
     return row
@@ -177,63 +114,31 @@ def retry_message(ctx: ServiceContext, message_id: int) -> None:
     message is delivered, to show why it died. A compare-and-set on ``status = 'dead'`` makes
     two retries of one message queue it once.
     """
-    now = ctx.clock()
-    with ctx.db.transaction() as session:
-        retried = session.execute(
-            update(_outbox)
-            .where(_outbox.c.id == message_id, _outbox.c.status == DEAD)
-            .values(
-                status=QUEUED,
-                next_attempt_at=now,
-                created_at=now,
-                attempts=0,
-                lease_until=None,
-            )
-        ).rowcount
-        if not retried:
-            status = session.execute(
-                select(_outbox.c.status).where(_outbox.c.id == message_id)
-            ).scalar()
-            if status is None:
-                raise NotFound(f"no outbox message {message_id}")
-            raise Conflict(
-                f"message {message_id} is {status}, not dead: only dead messages are retried",
-                code="not_dead",
-                status=status,
-            )
-        session.info["mail_queued"] = True  # wakes the delivery worker after the commit
+    status = ctx.messages.requeue(message_id, ctx.clock(), only_from=DEAD, to=QUEUED)
+    if status is None:
+        raise NotFound(f"no outbox message {message_id}")
+    if status != DEAD:
+        raise Conflict(
+            f"message {message_id} is {status}, not dead: only dead messages are retried",
+            code="not_dead",
+            status=status,
+        )
 
 
 # --- inbox ---------------------------------------------------------------------------------
 
 
 def inbox_has_messages(ctx: ServiceContext) -> bool:
-    with ctx.db.read() as session:
-        return session.execute(select(InboxMessage.id).limit(1)).first() is not None
+    return ctx.messages.has_inbox()
 
 
-def list_inbox(ctx: ServiceContext, *, page: int = 1, size: int = PAGE_SIZE) -> Page:
+def list_inbox(ctx: ServiceContext, *, page: int = 1, size: int = PAGE_SIZE) -> Page[InboxEntry]:
     """What the embedded inbox received, newest first, without the raw messages."""
-    statement = (
-        select(
-            InboxMessage.id,
-            InboxMessage.received_at,
-            InboxMessage.mail_from,
-            InboxMessage.rcpt_to,
-            InboxMessage.subject,
-        )
-        .order_by(InboxMessage.id.desc())
-        .offset(_offset(page, size))
-        .limit(size + 1)
-    )
-    with ctx.db.read() as session:
-        rows = session.execute(statement).all()
-    return _page(rows, page, size)
+    return _page(ctx.messages.inbox(_slice(page, size)), page, size)
 
 
 def inbox_message(ctx: ServiceContext, message_id: int) -> InboxMessage:
-    with ctx.db.read() as session:
-        row = session.get(InboxMessage, message_id)
+    row = ctx.messages.inbox_message(message_id)
     if row is None:
         raise NotFound(f"no inbox message {message_id}")
     return row

@@ -8,11 +8,16 @@ from datetime import datetime
 from mailflow.clock import Clock
 from mailflow.config import PolicySettings
 from mailflow.links import LinkSigner
-from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
-from mailflow.store.database import Database
+from mailflow.services.ports import LoginStore, MailQueue, StandingStore, UnitOfWork
+from mailflow.store import logins, standings
+from mailflow.store.history import History
+from mailflow.store.listings import Listings
+from mailflow.store.messages import Messages
+from mailflow.store.sellers import Sellers
+from mailflow.store.templates import TemplateVersions
 
 
 @dataclass
@@ -25,8 +30,8 @@ class SweepMemory:
 
 @dataclass(frozen=True)
 class ServiceContext:
-    db: Database
-    outbox: Outbox
+    db: UnitOfWork
+    outbox: MailQueue
     signer: LinkSigner
     policy: PolicySettings
     clock: Clock
@@ -36,7 +41,15 @@ class ServiceContext:
     payments: PaymentGateway
     renderer: Renderer
     overrides: OverrideStore
+    # The stores the services read and write through (unit tests give in-memory ones).
+    listings: Listings
+    sellers: Sellers
+    messages: Messages
+    history: History
+    template_versions: TemplateVersions
     sweep_memory: SweepMemory = field(default_factory=lambda: SweepMemory())
+    standings: StandingStore = field(default=standings)  # type: ignore[assignment]
+    logins: LoginStore = field(default=logins)  # type: ignore[assignment]
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

@@ -14,6 +14,8 @@ class ServiceError(Exception):
         hint: str | None = None,
         status: str | None = None,
     ) -> None:
+        # ``hint`` is a code (``cancel.pending``: the action, then the state), worded by the
+        # web and the CLI with ``mailflow.i18n.hint`` in their reader's language.
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from mailflow.schemas import ListingIn
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import NotFound
-from mailflow.store.models import Listing
+from mailflow.store.listings import Listing, Restock
 
 
 def listing_view(listing: Listing) -> dict[str, Any]:
@@ -23,31 +21,25 @@ def listing_view(listing: Listing) -> dict[str, Any]:
     }
 
 
-def _find(session: Any, seller_id: int, sku: str) -> Listing:
-    listing = session.execute(
-        select(Listing).where(Listing.seller_id == seller_id, Listing.sku == sku)
-    ).scalar()
+def _found(listing: Listing | None, seller_id: int, sku: str) -> Listing:
     if listing is None:
         raise NotFound(f"seller {seller_id} has no listing {sku!r}")
-    return listing  # type: ignore[no-any-return]
+    return listing
 
 
 def get_listing(ctx: ServiceContext, seller_id: int, sku: str) -> dict[str, Any]:
-    with ctx.db.read() as session:
-        return listing_view(_find(session, seller_id, sku))
+    return listing_view(_found(ctx.listings.get(seller_id, sku), seller_id, sku))
 
 
 def update_listing(
     ctx: ServiceContext, seller_id: int, sku: str, data: ListingIn
 ) -> dict[str, Any]:
-    with ctx.db.transaction() as session:
-        listing = _find(session, seller_id, sku)
-        fields = data.model_dump(exclude_unset=True)
-        if "stock" in fields:
-            listing.stock = data.stock
-        if "active" in fields:
-            listing.active = bool(data.active)
-        listing.updated_at = ctx.clock()
-        session.add(listing)
-        session.flush()
-        return listing_view(listing)
+    """Only the fields the request names change; ``stock: null`` means no stock count."""
+    fields = data.model_dump(exclude_unset=True)
+    change = Restock(
+        set_stock="stock" in fields,
+        stock=data.stock,
+        active=bool(data.active) if "active" in fields else None,
+    )
+    updated = ctx.listings.update(seller_id, sku, change, ctx.clock())
+    return listing_view(_found(updated, seller_id, sku))

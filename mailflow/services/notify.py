@@ -1,25 +1,51 @@
 """Events → emails: which template goes to whom, with which context.
 
-Runs inside the transaction of the state change, so the emails commit with it. The context of
-each key is documented in ``docs/templates.md``.
+The ``notify`` handlers of ``services.dispatch``: each runs inside the transaction of the
+change, so the emails commit with it. Each builds its kind's typed context
+(``mail.contexts``), the class ``docs/templates.md`` documents.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session
-
-from mailflow.domain.events import SaleCreated, SaleTransitioned
+from mailflow.domain.events import (
+    DeadlineNear,
+    LoginLinkRequested,
+    SaleCreated,
+    SaleTransitioned,
+    SellerReinstated,
+    SellerSuspended,
+    TierEntered,
+    TierEvent,
+)
+from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Tier
 from mailflow.domain.sales import Action
+from mailflow.mail.contexts import (
+    BuyerVars,
+    EventVars,
+    LinkVars,
+    LoginLinkEmail,
+    OrderVars,
+    PaymentVars,
+    RateVars,
+    SaleChangeEmail,
+    SaleEmail,
+    SaleOrderEmail,
+    SaleVars,
+    SellerCancelEmail,
+    SellerVars,
+    TierEmail,
+    as_context,
+)
 from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.mail.outbox import Recipient
-from mailflow.services import facts, policy
 from mailflow.services.context import ServiceContext
-from mailflow.services.facts import SaleFacts
-from mailflow.store.models import SaleEvent
+from mailflow.services.rates import rate_vars, window_start
+from mailflow.store import sales as sale_store
+from mailflow.store.database import Transaction
+from mailflow.store.records import SaleFacts, SellerRecord
 
 BUYER, SELLER, SUPPORT = "buyer", "seller", "support"
 
@@ -35,112 +61,181 @@ NOTICES: dict[Action, tuple[tuple[str, str], ...]] = {
     ),
     Action.WITHDRAW: ((BUYER, "buyer_withdrawal_confirmed"),),
 }
+LOGIN_LINK_EMAIL = "seller_login_link"
+LINK_ACTIONS = ("accept", "refuse", "view")
 
 
-def sale_context(ctx: ServiceContext, about: SaleFacts) -> dict[str, Any]:
-    """The variables every sale email gets (documented in docs/templates.md)."""
+def _seller_vars(seller: Any) -> SellerVars:
+    return SellerVars(id=seller.id, name=seller.name, email=seller.email)
+
+
+def sale_email(ctx: ServiceContext, about: Any) -> SaleEmail:
+    """The groups every sale email gets; ``about`` is a ``SaleFacts`` (or as shaped)."""
     sale, seller, buyer, order = about.sale, about.seller, about.buyer, about.order
-    deadline = sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
-    return {
-        "sale": {
-            "id": sale.id,
-            "title": sale.title,
-            "sku": sale.sku,
-            "quantity": sale.quantity,
-            "unit_price_cents": sale.unit_price_cents,
-            "amount_cents": sale.amount_cents,
-            "currency": sale.currency,
-            "status": sale.status,
-            "reason": sale.reason,
-            "message": sale.message,
-            "created_at": sale.created_at,
-            "deadline": deadline,
-        },
-        "order": {"id": order.id, "external_id": order.external_id},
-        "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
-        "buyer": {"name": buyer.name, "email": buyer.email},
-    }
+    return SaleEmail(
+        SaleVars(
+            id=sale.id,
+            title=sale.title,
+            sku=sale.sku,
+            quantity=sale.quantity,
+            unit_price_cents=sale.unit_price_cents,
+            amount_cents=sale.amount_cents,
+            currency=sale.currency,
+            status=sale.status,
+            reason=sale.reason,
+            message=sale.message,
+            created_at=sale.created_at,
+            deadline=sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours),
+        ),
+        OrderVars(id=order.id, external_id=order.external_id),
+        _seller_vars(seller),
+        BuyerVars(name=buyer.name, email=buyer.email),
+    )
 
 
-def _payment(about: SaleFacts) -> dict[str, Any]:
+def sale_context(ctx: ServiceContext, about: Any) -> dict[str, Any]:
+    """The variables every sale email gets, as templates get them."""
+    return as_context(sale_email(ctx, about))
+
+
+def _payment(about: SaleFacts) -> PaymentVars:
     payment = about.payment
     assert payment is not None
-    return {
-        "state": payment.state,
-        "amount_cents": payment.amount_cents,
-        "refunded_cents": payment.refunded_cents,
-        "commission_cents": payment.commission_cents,
-        "currency": payment.currency,
-    }
+    return PaymentVars(
+        state=payment.state,
+        amount_cents=payment.amount_cents,
+        refunded_cents=payment.refunded_cents,
+        commission_cents=payment.commission_cents,
+        currency=payment.currency,
+    )
 
 
-def _rate(ctx: ServiceContext, session: Session, seller_id: int, at: Any) -> dict[str, Any]:
-    since = policy.window_start(ctx.policy, at)
-    return policy.rate_context(ctx, policy.counts_for(session, seller_id, since))
+def _rate(ctx: ServiceContext, tx: Transaction, seller_id: int, at: datetime) -> RateVars:
+    since = window_start(ctx.policy, at)
+    return rate_vars(ctx.policy, ctx.standings.counts(tx, seller_id, since))
 
 
-def preview_context(ctx: ServiceContext, session: Session, key: str, sale: Any) -> dict[str, Any]:
-    """The context the emails about ``sale`` get, as the sending code builds it, for previews."""
-    found = facts.load(session, sale.id)
+def _links(ctx: ServiceContext, sale_id: int) -> LinkVars:
+    return LinkVars(*(ctx.action_url(sale_id, action) for action in LINK_ACTIONS))
+
+
+def _to(person: Any) -> Recipient:
+    return Recipient(person.name, person.email, person.locale)
+
+
+def preview_context(ctx: ServiceContext, tx: Transaction, key: str, sale: Any) -> dict[str, Any]:
+    """The context the emails about ``sale`` get, as the sending code builds it, for previews:
+    every group a sale email can have, with the sale's last event and the seller's rate now."""
+    found = sale_store.facts(tx, sale.id)
     assert found is not None
     context = sale_context(ctx, found)
-    context["links"] = _links(ctx, sale.id)
-    context["payment"] = _payment(found)
-    last = (
-        session.execute(
-            select(SaleEvent).where(SaleEvent.sale_id == sale.id).order_by(SaleEvent.id.desc())
-        )
-        .scalars()
-        .first()
-    )
+    context["links"] = as_context(_links(ctx, sale.id))
+    context["payment"] = as_context(_payment(found))
+    last = sale_store.last_event(tx, sale.id)
     if last is not None:
-        context["event"] = {"actor": last.actor, "channel": last.channel, "at": last.at}
-    context["rate"] = _rate(ctx, session, found.seller.id, ctx.clock())
+        context["event"] = as_context(EventVars(last.actor, last.channel, last.at))
+    context["rate"] = as_context(_rate(ctx, tx, found.seller.id, ctx.clock()))
     return context
 
 
-def _links(ctx: ServiceContext, sale_id: int) -> dict[str, str]:
-    return {action: ctx.action_url(sale_id, action) for action in ("accept", "refuse", "view")}
+# --- handlers ------------------------------------------------------------------------------
 
 
 def sale_created(
-    ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleCreated
+    ctx: ServiceContext, tx: Transaction, event: SaleCreated, about: SaleFacts
 ) -> None:
-    _to_seller_with_links(ctx, session, about, "seller_new_sale")
+    _to_seller_with_links(ctx, tx, about, "seller_new_sale")
 
 
-def deadline_near(ctx: ServiceContext, session: Session, about: SaleFacts) -> None:
-    _to_seller_with_links(ctx, session, about, "seller_deadline_reminder")
-
-
-def _to_seller_with_links(
-    ctx: ServiceContext, session: Session, about: SaleFacts, key: str
+def deadline_near(
+    ctx: ServiceContext, tx: Transaction, event: DeadlineNear, about: SaleFacts
 ) -> None:
-    seller = about.seller
-    context = sale_context(ctx, about)
-    context["links"] = _links(ctx, about.sale.id)
-    to = Recipient(seller.name, seller.email, seller.locale)
-    ctx.outbox.queue(session, key, to, context, sale_id=about.sale.id)
+    _to_seller_with_links(ctx, tx, about, "seller_deadline_reminder")
+
+
+def _to_seller_with_links(ctx: ServiceContext, tx: Transaction, about: SaleFacts, key: str) -> None:
+    base = sale_email(ctx, about)
+    context = SaleOrderEmail(
+        base.sale, base.order, base.seller, base.buyer, _links(ctx, about.sale.id)
+    )
+    ctx.outbox.queue(tx, key, _to(about.seller), as_context(context), sale_id=about.sale.id)
 
 
 def sale_transitioned(
-    ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
+    ctx: ServiceContext, tx: Transaction, event: SaleTransitioned, about: SaleFacts
 ) -> None:
     """``about`` as the transition left the sale and its payment."""
     notices = NOTICES.get(event.action, ())
     if not notices:
         return
-    seller, buyer = about.seller, about.buyer
-    context = sale_context(ctx, about)
-    context["payment"] = _payment(about)
-    context["event"] = {"actor": event.actor.value, "channel": event.channel.value, "at": event.at}
+    base = sale_email(ctx, about)
+    parts = (
+        base.sale,
+        base.order,
+        base.seller,
+        base.buyer,
+        _payment(about),
+        EventVars(actor=event.actor.value, channel=event.channel.value, at=event.at),
+    )
+    change: SaleChangeEmail
     if event.action is Action.CANCEL:
-        # The seller's confirmation shows the rate with this cancellation in it.
-        context["rate"] = _rate(ctx, session, seller.id, event.at)
+        # The seller's confirmation shows the rate with this cancellation in it; the three
+        # cancellation emails share one context.
+        change = SellerCancelEmail(*parts, _rate(ctx, tx, about.seller.id, event.at))
+    else:
+        change = SaleChangeEmail(*parts)
+    context = as_context(change)
     recipients = {
-        BUYER: Recipient(buyer.name, buyer.email, buyer.locale),
-        SELLER: Recipient(seller.name, seller.email, seller.locale),
+        BUYER: _to(about.buyer),
+        SELLER: _to(about.seller),
         SUPPORT: Recipient("Service client", ctx.support_address, DEFAULT_LOCALE),
     }
     for who, key in notices:
-        ctx.outbox.queue(session, key, recipients[who], context, sale_id=about.sale.id)
+        ctx.outbox.queue(tx, key, recipients[who], context, sale_id=about.sale.id)
+
+
+def tier_email_key(event: TierEvent) -> str:
+    """The email of an announced tier entry: one per entry."""
+    match event:
+        case SellerReinstated():
+            return REINSTATED_EMAIL
+        case SellerSuspended():
+            return TIER_EMAILS[Tier.SUSPENDED] or ""
+        case TierEntered(tier=tier):
+            key = TIER_EMAILS[tier]
+            assert key is not None, f"entering {tier} is not announced"
+            return key
+
+
+def tier_entered(
+    ctx: ServiceContext, tx: Transaction, event: TierEvent, about: SellerRecord
+) -> None:
+    """A tier email, from seller support, with the standing after the whole change."""
+    after = event.standing
+    context = TierEmail(
+        seller=_seller_vars(about),
+        rate=rate_vars(ctx.policy, event.counts),
+        tier=after.tier.value,
+        suspended_until=after.suspended_until,
+        grace_ends=(after.since or event.at) + timedelta(days=ctx.policy.grace_days),
+        now=event.at,
+    )
+    ctx.outbox.queue(
+        tx,
+        tier_email_key(event),
+        _to(about),
+        as_context(context),
+        sender=ctx.seller_support_address,
+    )
+
+
+def login_link_requested(
+    ctx: ServiceContext, tx: Transaction, event: LoginLinkRequested, about: SellerRecord
+) -> None:
+    token = ctx.signer.login_token(event.seller_id, event.nonce)
+    context = LoginLinkEmail(
+        seller=_seller_vars(about),
+        login_url=f"{ctx.base_url}/seller/login/{token}",
+        valid_minutes=event.valid_minutes,
+    )
+    ctx.outbox.queue(tx, LOGIN_LINK_EMAIL, _to(about), as_context(context))

@@ -10,25 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
-
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 
 from mailflow.domain.events import SaleCreated
 from mailflow.domain.money import PaymentState
 from mailflow.domain.sales import Actor, Channel, SaleStatus
 from mailflow.schemas import OrderIn
-from mailflow.services import facts, notify, policy, sales
+from mailflow.services import policy
 from mailflow.services.context import ServiceContext
+from mailflow.services.dispatch import dispatch
 from mailflow.services.errors import Conflict, InvalidInput
-from mailflow.services.facts import Record, SaleFacts
-from mailflow.store import direct
-from mailflow.store.direct import Direct
-from mailflow.store.models import Buyer, Listing, Order, Payment, Sale
+from mailflow.store import orders as store
+from mailflow.store import sales as sale_store
+from mailflow.store.database import Transaction
+from mailflow.store.orders import DuplicateOrder, StoredOrder
+from mailflow.store.records import OrderRecord, PaymentRecord, SaleFacts, SaleRecord
 
 
 @dataclass(frozen=True)
@@ -42,17 +38,12 @@ def _request_hash(data: OrderIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _result(session: Session, order: Order) -> dict[str, Any]:
-    rows = session.execute(
-        select(Sale.id, Sale.seller_id, Sale.status)
-        .where(Sale.order_id == order.id)
-        .order_by(Sale.id)
-    ).all()
-    return _body(order, rows)
+def _result(tx: Transaction, order: StoredOrder) -> dict[str, Any]:
+    return _body(order, store.sales_of(tx, order.id))
 
 
 def _body(order: Any, sales_of_order: Any) -> dict[str, Any]:
-    """The API's answer: ``order`` and its sales, models, rows or ``Record``s."""
+    """The API's answer: ``order`` and its sales (records, either stored or just made)."""
     return {
         "order_id": order.id,
         "external_id": order.external_id,
@@ -62,9 +53,9 @@ def _body(order: Any, sales_of_order: Any) -> dict[str, Any]:
     }
 
 
-def _existing(session: Session, data: OrderIn, key: str | None, digest: str) -> Order | None:
+def _existing(tx: Transaction, data: OrderIn, key: str | None, digest: str) -> StoredOrder | None:
     if key is not None:
-        order = session.execute(select(Order).where(Order.idempotency_key == key)).scalar()
+        order = store.by_idempotency_key(tx, key)
         if order is not None:
             if order.request_hash != digest:
                 raise Conflict(
@@ -72,14 +63,14 @@ def _existing(session: Session, data: OrderIn, key: str | None, digest: str) -> 
                     code="idempotency_key_reused",
                 )
             return order
-    return session.execute(select(Order).where(Order.external_id == data.external_id)).scalar()
+    return store.by_external_id(tx, data.external_id)
 
 
 def place_order(ctx: ServiceContext, data: OrderIn, idempotency_key: str | None) -> OrderResult:
     digest = _request_hash(data)
     try:
         return _place(ctx, data, idempotency_key, digest)
-    except IntegrityError:
+    except DuplicateOrder:
         # A concurrent request with the same external_id or key committed first.
         with ctx.db.read() as session:
             order = _existing(session, data, idempotency_key, digest)
@@ -88,44 +79,16 @@ def place_order(ctx: ServiceContext, data: OrderIn, idempotency_key: str | None)
             return OrderResult(_result(session, order), created=False)
 
 
-_buyers, _orders = Buyer.__table__, Order.__table__
-_listings, _sales = Listing.__table__, Sale.__table__
-_BUYER = select(_buyers.c.id, _buyers.c.name, _buyers.c.email, _buyers.c.locale).where(
-    _buyers.c.email == bindparam("b_email")
-)
-_RENAME_BUYER = (
-    update(_buyers)
-    .where(_buyers.c.id == bindparam("b_id"))
-    .values(name=bindparam("b_name"), locale=bindparam("b_locale"))
-)
-_LISTING = select(_listings.c.id, _listings.c.active).where(
-    _listings.c.seller_id == bindparam("b_seller"), _listings.c.sku == bindparam("b_sku")
-)
-_INSERT_ORDER = insert(_orders).returning(_orders.c.id)
-_INSERT_SALE = insert(_sales).returning(_sales.c.id)
-_INSERT_PAYMENT = insert(Payment.__table__)
-
-
-@lru_cache(maxsize=8)
-def _insert_ignore(dialect: str, table: Any, keys: tuple[str, ...], *returning: str) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING …`` (built once): no row back if it was
-    there."""
-    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert_of(table).on_conflict_do_nothing(index_elements=keys)
-    return statement.returning(*(table.c[name] for name in returning))
-
-
 def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> OrderResult:
     # No look-up of an earlier order first: a repeat (same external_id or Idempotency-Key)
     # fails the order's INSERT on its unique constraint, before anything is checked or
     # queued, and ``place_order`` answers it from the order already there.
     with ctx.db.transaction() as session:
-        conn = direct.connection(session)
         now = ctx.clock()
         seller_ids = sorted({item.seller_id for item in data.items})
-        sellers = facts.sellers(conn, seller_ids)
-        buyer = _buyer(conn, data, now)
-        order_values = {
+        sellers = sale_store.sellers(session, seller_ids)
+        buyer = store.buyer(session, data.buyer.email, data.buyer.name, data.buyer.locale, now)
+        order_values: dict[str, Any] = {
             "external_id": data.external_id,
             "idempotency_key": key,
             "request_hash": digest,
@@ -133,7 +96,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
             "currency": data.currency,
             "created_at": now,
         }
-        order = Record(id=conn.execute(_INSERT_ORDER, order_values).scalar_one(), **order_values)
+        order = OrderRecord(store.insert_order(session, order_values), data.external_id, buyer.id)
 
         for index, item in enumerate(data.items):
             seller = sellers.get(item.seller_id)
@@ -147,7 +110,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
 
         made = []
         for index, item in enumerate(data.items):
-            listing = _listing(conn, item.seller_id, item.sku, item.title, now)
+            listing = store.listing(session, item.seller_id, item.sku, item.title, now)
             if not listing.active:
                 raise Conflict(
                     f"items.{index}: listing {item.sku!r} of seller {item.seller_id} "
@@ -155,7 +118,7 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
                     code="listing_unavailable",
                 )
             unit = int(item.unit_price * 100)
-            sale_values = {
+            sale_values: dict[str, Any] = {
                 "order_id": order.id,
                 "seller_id": item.seller_id,
                 "listing_id": listing.id,
@@ -169,9 +132,9 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
                 "created_at": now,
                 "updated_at": now,
             }
-            sale_id = conn.execute(_INSERT_SALE, sale_values).scalar_one()
-            sale = Record(id=sale_id, reason=None, message=None, **sale_values)
-            payment = Record(
+            sale_id = store.insert_sale(session, sale_values)
+            sale = SaleRecord(id=sale_id, reason=None, message=None, **sale_values)
+            payment = PaymentRecord(
                 sale_id=sale_id,
                 state=PaymentState.AUTHORIZED.value,
                 amount_cents=sale.amount_cents,
@@ -181,48 +144,21 @@ def _place(ctx: ServiceContext, data: OrderIn, key: str | None, digest: str) -> 
                 currency=sale.currency,
                 updated_at=now,
             )
-            conn.execute(_INSERT_PAYMENT, vars(payment))
-            sales.insert_event(
-                conn, sale_id, "create", None, SaleStatus.PENDING.value, Actor.API, Channel.API, now
+            store.insert_payment(session, payment)
+            sale_store.insert_event(
+                session,
+                sale_id,
+                "create",
+                None,
+                SaleStatus.PENDING.value,
+                Actor.API.value,
+                Channel.API.value,
+                now,
             )
             about = SaleFacts(sale, sellers[item.seller_id], order, buyer, payment)
-            notify.sale_created(ctx, session, about, SaleCreated(sale_id, now))
+            dispatch(ctx, session, (SaleCreated(sale_id, now),), about)
             made.append(sale)
         for seller_id in seller_ids:
             # A new sale grows the denominator (and may cross min_sales).
             policy.evaluate(ctx, session, seller_id, sellers[seller_id])
         return OrderResult(_body(order, made), created=True)
-
-
-def _buyer(conn: Direct, data: OrderIn, now: Any) -> Record:
-    """The buyer by email, made if new; name and locale follow the latest order."""
-    email = data.buyer.email
-    row = conn.execute(_BUYER, {"b_email": email}).first()
-    if row is None:
-        values = {"email": email, "name": data.buyer.name, "locale": data.buyer.locale}
-        statement = _insert_ignore(conn.dialect.name, _buyers, ("email",), "id")
-        made = conn.execute(statement, {**values, "created_at": now}).first()
-        if made is not None:
-            return Record(id=made.id, **values)
-        row = conn.execute(_BUYER, {"b_email": email}).one()  # a concurrent order made it
-    buyer = facts.record(row)
-    if (buyer.name, buyer.locale) != (data.buyer.name, data.buyer.locale):
-        conn.execute(
-            _RENAME_BUYER,
-            {"b_id": buyer.id, "b_name": data.buyer.name, "b_locale": data.buyer.locale},
-        )
-        buyer.name, buyer.locale = data.buyer.name, data.buyer.locale
-    return buyer
-
-
-def _listing(conn: Direct, seller_id: int, sku: str, title: str, now: Any) -> Record:
-    """The seller's listing of ``sku``, made (on sale) if new."""
-    row = conn.execute(_LISTING, {"b_seller": seller_id, "b_sku": sku}).first()
-    if row is None:
-        keys = ("seller_id", "sku")
-        statement = _insert_ignore(conn.dialect.name, _listings, keys, "id", "active")
-        values = {"seller_id": seller_id, "sku": sku, "title": title, "active": True}
-        row = conn.execute(statement, {**values, "updated_at": now}).first()
-        if row is None:  # a concurrent order made it
-            row = conn.execute(_LISTING, {"b_seller": seller_id, "b_sku": sku}).one()
-    return facts.record(row)

@@ -8,12 +8,10 @@ seller, exactly as for a sale that does not exist, so the pages cannot tell one 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-
-from sqlalchemy import func, or_, select
 
 from mailflow.domain import money
 from mailflow.domain.policy import Counts
@@ -25,12 +23,13 @@ from mailflow.domain.sales import (
     SaleStatus,
     plan,
 )
-from mailflow.i18n import hint_for
-from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.services import accounts, notify, sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
-from mailflow.store.models import Buyer, LoginLink, Order, Payment, Sale, SaleEvent, Seller
+from mailflow.store.history import SaleDetail, SellerSale, SellerSaleFilter
+from mailflow.store.messages import Slice
+from mailflow.store.models import LoginLink
+from mailflow.store.sellers import SellerProfile
 
 PAGE_SIZE = 20
 HISTORY_DAYS = 60
@@ -39,32 +38,27 @@ BUYER_CANCEL_KEY = "buyer_sale_cancelled"
 _REFUSED = (SaleStatus.REFUSED.value, SaleStatus.EXPIRED.value)
 
 
+# The signed-in seller as the pages show them (name, locale, tier, suspension).
+SellerInfo = SellerProfile
+
+
 @dataclass(frozen=True)
-class SellerInfo:
-    id: int
-    name: str
-    email: str
-    locale: str
-    tier: str
-    suspended_until: datetime | None
+class SaleLine(SellerSale):
+    """A line of the seller's sales list: the sale, and until when it can be accepted."""
+
+    deadline: datetime
 
 
 @dataclass(frozen=True)
 class SalePage:
-    rows: list[dict[str, Any]]
+    rows: list[SaleLine]
     total: int
     page: int
     pages: int
 
 
 def seller_info(ctx: ServiceContext, seller_id: int) -> SellerInfo | None:
-    with ctx.db.read() as session:
-        seller = session.get(Seller, seller_id)
-    if seller is None or seller.id is None:
-        return None
-    return SellerInfo(
-        seller.id, seller.name, seller.email, seller.locale, seller.tier, seller.suspended_until
-    )
+    return ctx.sellers.get(seller_id)
 
 
 def login_link_seller(ctx: ServiceContext, token: str) -> int:
@@ -90,11 +84,6 @@ def _deadline(ctx: ServiceContext, created_at: datetime) -> datetime:
     return created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def list_sales(
     ctx: ServiceContext,
     seller_id: int,
@@ -106,81 +95,44 @@ def list_sales(
 ) -> SalePage:
     """The seller's sales, newest first, filtered by status and a search on the title, the
     SKU, the order's external id (and the sale's number), one page of them."""
-    conditions: list[Any] = [Sale.seller_id == seller_id]
-    if status:
-        conditions.append(Sale.status == status)
     search = search.strip()
-    if search:
-        pattern = _like(search)
-        matches: list[Any] = [
-            Sale.title.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-            Sale.sku.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-            Order.external_id.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-        ]
-        number = search.removeprefix("#")
-        if number.isdigit() and int(number) <= MAX_ID:
-            matches.append(Sale.id == int(number))
-        conditions.append(or_(*matches))
-    base = select(Sale, Order.external_id).join(Order, Order.id == Sale.order_id)
-    with ctx.db.read() as session:
-        total = session.execute(
-            select(func.count())
-            .select_from(Sale)
-            .join(Order, Order.id == Sale.order_id)
-            .where(*conditions)
-        ).scalar_one()
-        pages = max(1, -(-total // per_page))
-        page = min(max(1, page), pages)
-        rows = session.execute(
-            base.where(*conditions)
-            .order_by(Sale.created_at.desc(), Sale.id.desc())  # type: ignore[union-attr]
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        ).all()
+    number = search.removeprefix("#")
+    where = SellerSaleFilter(
+        seller_id,
+        status or None,
+        search,
+        int(number) if number.isdigit() and int(number) <= MAX_ID else None,
+    )
+    total = ctx.history.count_seller_sales(where)
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    rows = ctx.history.seller_sales(where, Slice((page - 1) * per_page, per_page))
     return SalePage(
-        rows=[
-            {
-                "id": sale.id,
-                "title": sale.title,
-                "sku": sale.sku,
-                "quantity": sale.quantity,
-                "amount_cents": sale.amount_cents,
-                "currency": sale.currency,
-                "status": sale.status,
-                "created_at": sale.created_at,
-                "deadline": _deadline(ctx, sale.created_at),
-                "external_id": external_id,
-            }
-            for sale, external_id in rows
-        ],
+        rows=[SaleLine(**asdict(row), deadline=_deadline(ctx, row.created_at)) for row in rows],
         total=total,
         page=page,
         pages=pages,
     )
 
 
-def _own_sale(session: Any, seller_id: int, sale_id: int) -> Sale:
-    sale = session.get(Sale, sale_id) if 0 < sale_id <= MAX_ID else None
+def _own_sale(ctx: ServiceContext, seller_id: int, sale_id: int) -> SaleDetail:
+    sale = ctx.history.sale(sale_id) if 0 < sale_id <= MAX_ID else None
     if sale is None or sale.seller_id != seller_id:
         raise NotFound(f"no sale {sale_id}")
-    return sale  # type: ignore[no-any-return]
+    return sale
 
 
 def seller_sale(ctx: ServiceContext, seller_id: int, sale_id: int) -> dict[str, Any]:
     """One of the seller's sales: as the API shows it, plus what the sale page needs."""
-    with ctx.db.read() as session:
-        sale = _own_sale(session, seller_id, sale_id)
-        order = session.get(Order, sale.order_id)
-        buyer = session.get(Buyer, order.buyer_id) if order else None
-        view = sales.sale_view(session, sale)
-        payment = session.get(Payment, sale.id)
+    sale = _own_sale(ctx, seller_id, sale_id)
+    payment = sale.payment
     return {
-        **view,
+        **sales.get_sale(ctx, sale_id),
         "message": sale.message,
         "amount_cents": sale.amount_cents,
         "deadline": _deadline(ctx, sale.created_at),
-        "external_id": order.external_id if order else "",
-        "buyer_name": buyer.name if buyer else "",
+        "external_id": sale.order_external_id,
+        "buyer_name": sale.buyer.name,
         "payment_state": payment.state if payment else None,
         "refunded_cents": payment.refunded_cents if payment else 0,
         "commission_cents": payment.commission_cents if payment else 0,
@@ -189,8 +141,9 @@ def seller_sale(ctx: ServiceContext, seller_id: int, sale_id: int) -> dict[str, 
 
 def check_sale(ctx: ServiceContext, seller_id: int, sale_id: int) -> None:
     """Raise ``NotFound`` unless the sale exists and is the seller's."""
-    with ctx.db.read() as session:
-        _own_sale(session, seller_id, sale_id)
+    owner = ctx.history.seller_of(sale_id) if 0 < sale_id <= MAX_ID else None
+    if owner is None or owner != seller_id:
+        raise NotFound(f"no sale {sale_id}")
 
 
 def cancel_preview(
@@ -200,29 +153,26 @@ def cancel_preview(
     ``message``: rendered by the renderer that sends, in the buyer's language, with the
     sale and the payment as the cancellation would leave them. Nothing is stored.
 
-    Raises ``Conflict`` (with a hint in the seller's language) when the sale cannot be
+    Raises ``Conflict`` (with a hint code) when the sale cannot be
     cancelled from its state, and ``NotFound`` for a sale that is not the seller's.
     """
+    sale = _own_sale(ctx, seller_id, sale_id)
+    try:
+        plan(Action.CANCEL, SaleStatus(sale.status))
+    except (AlreadyDone, IllegalTransition) as exc:
+        status = SaleStatus(sale.status)
+        raise Conflict(
+            f"cannot cancel a sale that is {status.value}",
+            code="illegal_transition",
+            hint=f"{Action.CANCEL.value}.{status.value}",
+            status=status.value,
+        ) from exc
+    # The context as the sending code builds it; notify reads it through the session given.
     with ctx.db.read() as session:
-        sale = _own_sale(session, seller_id, sale_id)
-        seller = session.get(Seller, seller_id)
-        try:
-            plan(Action.CANCEL, SaleStatus(sale.status))
-        except (AlreadyDone, IllegalTransition) as exc:
-            status = SaleStatus(sale.status)
-            locale = seller.locale if seller else DEFAULT_LOCALE
-            raise Conflict(
-                f"cannot cancel a sale that is {status.value}",
-                code="illegal_transition",
-                hint=hint_for(Action.CANCEL, status, locale),
-                status=status.value,
-            ) from exc
         context = notify.preview_context(ctx, session, BUYER_CANCEL_KEY, sale)
-        order = session.get(Order, sale.order_id)
-        buyer = session.get(Buyer, order.buyer_id) if order else None
-        payment = session.get(Payment, sale.id)
+    payment = sale.payment
     assert payment is not None
-    locale = buyer.locale if buyer else DEFAULT_LOCALE
+    locale = sale.buyer.locale
     before = money.Money(
         state=money.PaymentState(payment.state),
         amount=money.from_cents(payment.amount_cents),
@@ -250,7 +200,7 @@ def cancel_preview(
         "text": rendered.text,
         "html": rendered.html,
         "locale": locale,
-        "buyer_name": buyer.name if buyer else "",
+        "buyer_name": sale.buyer.name,
     }
 
 
@@ -274,25 +224,14 @@ def rate_history(
     window = timedelta(days=ctx.policy.window_days)
     points_at = [now - timedelta(days=k) for k in range(days - 1, -1, -1)]
     earliest = points_at[0] - window
-    with ctx.db.read() as session:
-        created = session.execute(
-            select(Sale.id, Sale.created_at)
-            .where(Sale.seller_id == seller_id, Sale.created_at >= earliest)
-            .order_by(Sale.created_at, Sale.id)
-        ).all()
-        events = session.execute(
-            select(SaleEvent.sale_id, SaleEvent.at, SaleEvent.to_status)
-            .join(Sale, Sale.id == SaleEvent.sale_id)
-            .where(Sale.seller_id == seller_id, Sale.created_at >= earliest)
-            .order_by(SaleEvent.sale_id, SaleEvent.at, SaleEvent.id)
-        ).all()
+    found = ctx.history.status_history(seller_id, earliest)
     history: dict[int, tuple[list[datetime], list[str]]] = {}
-    for sale_id, at, to_status in events:
-        times, statuses = history.setdefault(sale_id, ([], []))
-        times.append(_utc(at))
-        statuses.append(to_status)
-    ids = [row[0] for row in created]
-    starts = [_utc(row[1]) for row in created]
+    for change in found.changes:
+        times, statuses = history.setdefault(change.sale_id, ([], []))
+        times.append(_utc(change.at))
+        statuses.append(change.to_status)
+    ids = [start.id for start in found.starts]
+    starts = [_utc(start.created_at) for start in found.starts]
     count_refusals = ctx.policy.count_refusals
     points = []
     for at in points_at:

@@ -8,14 +8,10 @@ state is a conflict with a hint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
-
-from sqlalchemy import bindparam, insert, or_, select, update
-from sqlmodel import Session
 
 from mailflow.domain import money
 from mailflow.domain.events import SaleTransitioned
@@ -31,19 +27,13 @@ from mailflow.domain.sales import (
     plan,
     sources_of,
 )
-from mailflow.i18n import hint_for
-from mailflow.services import facts, notify, policy
+from mailflow.services import policy
 from mailflow.services.context import ServiceContext
+from mailflow.services.dispatch import dispatch
 from mailflow.services.errors import Conflict, NotFound
-from mailflow.services.facts import SaleFacts
-from mailflow.store import direct
-from mailflow.store.direct import Direct
-from mailflow.store.models import Listing, Payment, Sale, SaleEvent
-
-_sales = Sale.__table__
-_events = SaleEvent.__table__
-_payments = Payment.__table__
-_listings = Listing.__table__
+from mailflow.store import sales as store
+from mailflow.store.database import Transaction
+from mailflow.store.records import PaymentRecord, SaleFacts
 
 # Transitions that move a seller's cancellation rate (acceptance and shipping do not).
 RATE_MOVES = frozenset({Action.REFUSE, Action.EXPIRE, Action.CANCEL, Action.WITHDRAW})
@@ -61,7 +51,7 @@ class Outcome:
     """The sale, its seller, order, buyer and payment as the transaction left them."""
 
 
-def _money_of(payment: Any) -> money.Money:
+def _money_of(payment: PaymentRecord) -> money.Money:
     return money.Money(
         state=money.PaymentState(payment.state),
         amount=money.from_cents(payment.amount_cents),
@@ -69,36 +59,6 @@ def _money_of(payment: Any) -> money.Money:
         commission=money.from_cents(payment.commission_cents),
         payout=money.from_cents(payment.payout_cents),
     )
-
-
-_INSERT_EVENT = insert(_events)
-_PAYMENT_COLUMNS = ("state", "refunded_cents", "commission_cents", "payout_cents", "updated_at")
-_UPDATE_PAYMENT = (
-    update(_payments)
-    .where(_payments.c.sale_id == bindparam("b_sale_id"))
-    .values({name: bindparam(name) for name in _PAYMENT_COLUMNS})
-)
-
-
-@lru_cache(maxsize=64)
-def _cas(columns: tuple[str, ...], sources: tuple[str, ...]) -> Any:
-    """The compare-and-set from ``sources`` that writes ``columns``, built once: executing it
-    again costs no statement building, cache-key computation or IN-list expansion."""
-    return (
-        update(_sales)
-        .where(
-            _sales.c.id == bindparam("b_id"),
-            or_(*(_sales.c.status == source for source in sources)),
-        )
-        .values({name: bindparam(name) for name in columns})
-    )
-
-
-_LISTING_OFF_SALE = (
-    update(_listings)
-    .where(_listings.c.id == bindparam("b_id"))
-    .values(stock=0, active=False, updated_at=bindparam("b_at"))
-)
 
 
 def transition(
@@ -118,11 +78,12 @@ def transition(
     if action in (Action.REFUSE, Action.CANCEL) and reason is None:
         reason = DEFAULT_REASON
     with ctx.db.transaction() as session:
-        about = facts.load(session, sale_id)
+        about = store.facts(session, sale_id)
         if about is None:
             raise NotFound(f"no sale {sale_id}")
 
         def outcome(changed: bool, since: datetime | None = None) -> Outcome:
+            assert about is not None
             shown = sale_view(session, about.sale, about.payment) if view else {}
             return Outcome(shown, changed, since, about)
 
@@ -140,12 +101,10 @@ def transition(
             values["reason"] = reason.value
         if message is not None:
             values["message"] = message
-        conn = direct.connection(session)
         sources = tuple(sorted(s.value for s in sources_of(action)))
-        won = conn.execute(_cas(tuple(values), sources), {**values, "b_id": sale_id}).rowcount
-        if not won:
+        if not store.change_if(session, sale_id, sources, values):
             # Another request changed the sale between our read and our update.
-            about = facts.load(session, sale_id)
+            about = store.facts(session, sale_id)
             assert about is not None
             try:
                 plan(action, SaleStatus(about.sale.status))
@@ -154,7 +113,8 @@ def transition(
             except IllegalTransition as exc:
                 raise _conflict(exc) from exc
             raise Conflict("the sale changed while the request ran; try again")
-        sale.__dict__.update(values)  # what the UPDATE wrote: no need to read it back
+        # What the UPDATE wrote: no need to read it back.
+        about = replace(about, sale=replace(sale, **values))
 
         event = SaleTransitioned(
             sale_id=sale_id,
@@ -168,8 +128,8 @@ def transition(
             message=message,
             note=note,
         )
-        _record(ctx, session, about, event)
-        notify.sale_transitioned(ctx, session, about, event)
+        about = _record(ctx, session, about, event)
+        dispatch(ctx, session, (event,), about)
         if action in RATE_MOVES:
             policy.evaluate(ctx, session, sale.seller_id, about.seller)
         return outcome(True)
@@ -179,54 +139,23 @@ def _conflict(exc: IllegalTransition) -> Conflict:
     return Conflict(
         f"cannot {exc.action.value} a sale that is {exc.status.value}",
         code="illegal_transition",
-        hint=hint_for(exc.action, exc.status, "en"),
+        hint=f"{exc.action.value}.{exc.status.value}",
         status=exc.status.value,
     )
 
 
-def insert_event(
-    conn: Direct,
-    sale_id: int,
-    action: str,
-    source: str | None,
-    target: str,
-    actor: Actor,
-    channel: Channel,
-    at: datetime,
-    *,
-    reason: str | None = None,
-    note: str | None = None,
-) -> None:
-    """One line of the sale's history (``source`` is None for its creation)."""
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "sale_id": sale_id,
-            "action": action,
-            "from_status": source,
-            "to_status": target,
-            "actor": actor.value,
-            "channel": channel.value,
-            "reason": reason,
-            "note": note,
-            "at": at,
-        },
-    )
-
-
 def _record(
-    ctx: ServiceContext, session: Session, about: SaleFacts, event: SaleTransitioned
-) -> None:
-    """The event, the money and the listing; ``about.payment`` is updated to match."""
-    conn = direct.connection(session)
-    insert_event(
-        conn,
+    ctx: ServiceContext, tx: Transaction, about: SaleFacts, event: SaleTransitioned
+) -> SaleFacts:
+    """The event, the money and the listing; ``about`` with the payment as it now is."""
+    store.insert_event(
+        tx,
         event.sale_id,
         event.action.value,
         event.source.value,
         event.target.value,
-        event.actor,
-        event.channel,
+        event.actor.value,
+        event.channel.value,
         event.at,
         reason=event.reason,
         note=event.note,
@@ -236,29 +165,28 @@ def _record(
     before = _money_of(payment)
     after = money.settle(event.action, before, Decimal(str(ctx.policy.commission_rate)))
     if after != before:
-        values = {
+        values: dict[str, Any] = {
             "state": after.state.value,
             "refunded_cents": money.to_cents(after.refunded),
             "commission_cents": money.to_cents(after.commission),
             "payout_cents": money.to_cents(after.payout),
             "updated_at": event.at,
         }
-        conn.execute(_UPDATE_PAYMENT, {**values, "b_sale_id": event.sale_id})
-        payment.__dict__.update(values)
-        ctx.payments.settle(session, event.sale_id, before, after, payment.currency, event.at)
+        store.update_payment(tx, event.sale_id, values)
+        about = replace(about, payment=replace(payment, **values))
+        ctx.payments.settle(tx, event.sale_id, before, after, payment.currency, event.at)
     if event.action is Action.REFUSE and event.reason == Reason.OUT_OF_STOCK.value:
         # The seller guide: a refusal for lack of stock takes the listing off sale.
-        conn.execute(_LISTING_OFF_SALE, {"b_id": about.sale.listing_id, "b_at": event.at})
+        store.take_listing_off_sale(tx, about.sale.listing_id, event.at)
+    return about
 
 
-def sale_view(session: Session, sale: Any, payment: Any = None) -> dict[str, Any]:
+def sale_view(tx: Transaction, sale: Any, payment: Any = None) -> dict[str, Any]:
     """The sale as the API shows it: status, payment and event history. ``sale`` and
-    ``payment`` are models or ``Record``s; the payment is read if not given."""
+    ``payment`` are records (or models); the payment is read if not given."""
     if payment is None:
-        payment = session.get(Payment, sale.id)
-    events = session.execute(
-        select(SaleEvent).where(SaleEvent.sale_id == sale.id).order_by(SaleEvent.id)
-    ).scalars()
+        payment = store.payment(tx, sale.id)
+    events = store.history(tx, sale.id)
     return {
         "id": sale.id,
         "order_id": sale.order_id,
@@ -301,7 +229,7 @@ def _decimal(cents: int) -> str:
 
 def get_sale(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:
     with ctx.db.read() as session:
-        sale = session.get(Sale, sale_id)
+        sale = store.sale(session, sale_id)
         if sale is None:
             raise NotFound(f"no sale {sale_id}")
         return sale_view(session, sale)

@@ -7,10 +7,10 @@ from typing import Any
 from mailflow.schemas import SellerIn
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import NotFound
-from mailflow.store.models import Seller
+from mailflow.store.sellers import SellerProfile
 
 
-def seller_view(seller: Seller) -> dict[str, Any]:
+def seller_view(seller: SellerProfile) -> dict[str, Any]:
     return {
         "id": seller.id,
         "name": seller.name,
@@ -22,18 +22,11 @@ def seller_view(seller: Seller) -> dict[str, Any]:
 
 
 def create_seller(ctx: ServiceContext, data: SellerIn) -> dict[str, Any]:
-    with ctx.db.transaction() as session:
-        seller = Seller(
-            name=data.name, email=data.email, locale=data.locale, created_at=ctx.clock()
-        )
-        session.add(seller)
-        session.flush()
-        return seller_view(seller)
+    return seller_view(ctx.sellers.create(data.name, data.email, data.locale, ctx.clock()))
 
 
 def get_seller(ctx: ServiceContext, seller_id: int) -> dict[str, Any]:
-    with ctx.db.read() as session:
-        seller = session.get(Seller, seller_id)
-        if seller is None:
-            raise NotFound(f"no seller {seller_id}")
-        return seller_view(seller)
+    seller = ctx.sellers.get(seller_id)
+    if seller is None:
+        raise NotFound(f"no seller {seller_id}")
+    return seller_view(seller)

@@ -11,19 +11,18 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
-
-from mailflow.domain.sales import Action, Actor, Channel, SaleStatus
-from mailflow.services import facts, notify, policy
+from mailflow.domain.events import DeadlineNear
+from mailflow.domain.sales import Action, Actor, Channel
+from mailflow.services import policy
 from mailflow.services.context import ServiceContext
+from mailflow.services.dispatch import dispatch
 from mailflow.services.errors import Conflict
 from mailflow.services.sales import transition
-from mailflow.store.models import Sale
+from mailflow.store import sales as store
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-_sales = Sale.__table__
 
 
 @dataclass(frozen=True)
@@ -46,16 +45,7 @@ def expire_overdue(ctx: ServiceContext) -> int:
     expired = 0
     while True:
         with ctx.db.read() as session:
-            ids = (
-                session.execute(
-                    select(Sale.id)
-                    .where(Sale.status == SaleStatus.PENDING.value, Sale.created_at <= cutoff)
-                    .order_by(Sale.created_at)
-                    .limit(BATCH)
-                )
-                .scalars()
-                .all()
-            )
+            ids = store.pending_created_before(session, cutoff, BATCH)
         changed = 0
         for sale_id in ids:
             try:
@@ -78,36 +68,13 @@ def remind_near_deadline(ctx: ServiceContext) -> int:
     deadline = timedelta(hours=policy.acceptance_deadline_hours)
     remind_from = now - deadline + timedelta(hours=policy.reminder_before_hours)
     with ctx.db.read() as session:
-        ids = (
-            session.execute(
-                select(Sale.id)
-                .where(
-                    Sale.status == SaleStatus.PENDING.value,
-                    Sale.reminder_sent_at.is_(None),
-                    Sale.created_at <= remind_from,
-                    Sale.created_at > now - deadline,
-                )
-                .order_by(Sale.created_at)
-                .limit(BATCH)
-            )
-            .scalars()
-            .all()
-        )
+        ids = store.due_reminders(session, now - deadline, remind_from, BATCH)
     reminded = 0
     for sale_id in ids:
         with ctx.db.transaction() as session:
-            won = session.execute(
-                update(_sales)
-                .where(
-                    _sales.c.id == sale_id,
-                    _sales.c.reminder_sent_at.is_(None),
-                    _sales.c.status == SaleStatus.PENDING.value,
-                )
-                .values(reminder_sent_at=now)
-            ).rowcount
-            if won:
-                about = facts.load(session, sale_id)
+            if store.claim_reminder(session, sale_id, now):
+                about = store.facts(session, sale_id)
                 assert about is not None
-                notify.deadline_near(ctx, session, about)
+                dispatch(ctx, session, (DeadlineNear(sale_id, now),), about)
                 reminded += 1
     return reminded

@@ -12,9 +12,6 @@ import difflib
 import hashlib
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session
-
 from mailflow.mail import catalog
 from mailflow.mail.formatting import SUPPORTED_LOCALES
 from mailflow.mail.outbox import Recipient
@@ -23,7 +20,7 @@ from mailflow.mail.validation import Problem, validate
 from mailflow.services import notify
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import InvalidInput, NotFound, ServiceError
-from mailflow.store.models import Sale, TemplatePublication, TemplateVersion
+from mailflow.store.templates import Draft, TemplateVersion
 
 
 class TemplateInvalid(ServiceError):
@@ -50,30 +47,17 @@ def digest(source: TemplateSource) -> str:
     ).hexdigest()
 
 
-def _published_version(session: Session, key: str, locale: str) -> int:
-    row = session.get(TemplatePublication, (key, locale))
-    return row.version if row else 0
-
-
-def _version(session: Session, key: str, locale: str, version: int) -> TemplateVersion:
-    row = session.execute(
-        select(TemplateVersion).where(
-            TemplateVersion.key == key,
-            TemplateVersion.locale == locale,
-            TemplateVersion.version == version,
-        )
-    ).scalar()
+def _version(ctx: ServiceContext, key: str, locale: str, version: int) -> TemplateVersion:
+    row = ctx.template_versions.get(key, locale, version)
     if row is None:
         raise NotFound(f"{key}/{locale} has no version {version}")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def _source_of(
-    ctx: ServiceContext, session: Session, key: str, locale: str, version: int
-) -> TemplateSource:
+def _source_of(ctx: ServiceContext, key: str, locale: str, version: int) -> TemplateSource:
     if version == 0:
         return ctx.renderer.shipped(key, locale)
-    row = _version(session, key, locale, version)
+    row = _version(ctx, key, locale, version)
     return TemplateSource(row.subject, row.text, row.html, row.version)
 
 
@@ -82,48 +66,32 @@ def _drift(ctx: ServiceContext, row: TemplateVersion | None, key: str, locale: s
 
 
 def list_templates(ctx: ServiceContext) -> list[dict[str, Any]]:
-    with ctx.db.read() as session:
-        published = {
-            (p.key, p.locale): p.version
-            for p in session.execute(select(TemplatePublication)).scalars()
-        }
-        latest = {
-            (k, loc): v
-            for k, loc, v in session.execute(
-                select(
-                    TemplateVersion.key, TemplateVersion.locale, func.max(TemplateVersion.version)
-                ).group_by(TemplateVersion.key, TemplateVersion.locale)
+    published = ctx.template_versions.published()
+    latest = ctx.template_versions.latest()
+    rows = []
+    for key in sorted(catalog.KINDS):
+        for locale in SUPPORTED_LOCALES:
+            version = published.get((key, locale), 0)
+            current = _version(ctx, key, locale, version) if version else None
+            rows.append(
+                {
+                    "key": key,
+                    "locale": locale,
+                    "published_version": version,
+                    "latest_version": latest.get((key, locale), 0),
+                    "default_changed": _drift(ctx, current, key, locale),
+                }
             )
-        }
-        rows = []
-        for key in sorted(catalog.KINDS):
-            for locale in SUPPORTED_LOCALES:
-                version = published.get((key, locale), 0)
-                current = _version(session, key, locale, version) if version else None
-                rows.append(
-                    {
-                        "key": key,
-                        "locale": locale,
-                        "published_version": version,
-                        "latest_version": latest.get((key, locale), 0),
-                        "default_changed": _drift(ctx, current, key, locale),
-                    }
-                )
     return rows
 
 
 def show(ctx: ServiceContext, key: str, locale: str, version: int | None = None) -> dict[str, Any]:
     kind = _kind(key, locale)
-    with ctx.db.read() as session:
-        published = _published_version(session, key, locale)
-        version = published if version is None else version
-        source = _source_of(ctx, session, key, locale, version)
-        row = _version(session, key, locale, version) if version else None
-        drafts = session.execute(
-            select(TemplateVersion.version, TemplateVersion.author, TemplateVersion.created_at)
-            .where(TemplateVersion.key == key, TemplateVersion.locale == locale)
-            .order_by(TemplateVersion.version)
-        ).all()
+    published = ctx.template_versions.published_version(key, locale)
+    version = published if version is None else version
+    source = _source_of(ctx, key, locale, version)
+    row = _version(ctx, key, locale, version) if version else None
+    drafts = ctx.template_versions.versions(key, locale)
     return {
         "key": key,
         "locale": locale,
@@ -135,8 +103,13 @@ def show(ctx: ServiceContext, key: str, locale: str, version: int | None = None)
         "variables": kind.variables,
         "requires": [r.what for r in kind.requires],
         "drafts": [
-            {"version": v, "author": a, "created_at": c, "published": v == published}
-            for v, a, c in drafts
+            {
+                "version": d.version,
+                "author": d.author,
+                "created_at": d.created_at,
+                "published": d.version == published,
+            }
+            for d in drafts
         ],
         "default_changed": _drift(ctx, row, key, locale),
     }
@@ -162,30 +135,18 @@ def save_draft(
     if problems:
         raise TemplateInvalid(problems)
     base = ctx.renderer.shipped(key, locale)
-    with ctx.db.transaction() as session:
-        latest = session.execute(
-            select(func.max(TemplateVersion.version)).where(
-                TemplateVersion.key == key, TemplateVersion.locale == locale
-            )
-        ).scalar()
-        version = (latest or 0) + 1
-        session.add(
-            TemplateVersion(
-                key=key,
-                locale=locale,
-                version=version,
-                subject=subject,
-                text=text,
-                html=html,
-                base_digest=digest(base),
-                base_subject=base.subject,
-                base_text=base.text,
-                base_html=base.html,
-                author=author,
-                created_at=ctx.clock(),
-            )
-        )
-    return version
+    draft = Draft(
+        subject=subject,
+        text=text,
+        html=html,
+        base_digest=digest(base),
+        base_subject=base.subject,
+        base_text=base.text,
+        base_html=base.html,
+        author=author,
+        created_at=ctx.clock(),
+    )
+    return ctx.template_versions.add(key, locale, draft)
 
 
 def publish(ctx: ServiceContext, key: str, locale: str, version: int) -> dict[str, Any]:
@@ -193,19 +154,11 @@ def publish(ctx: ServiceContext, key: str, locale: str, version: int) -> dict[st
     _kind(key, locale)
     if version < 0:
         raise InvalidInput("version", "must be 0 or more")
-    with ctx.db.read() as session:
-        source = _source_of(ctx, session, key, locale, version)
+    source = _source_of(ctx, key, locale, version)
     problems = check(ctx, key, locale, source)
     if problems:
         raise TemplateInvalid(problems)
-    with ctx.db.transaction() as session:
-        row = session.get(TemplatePublication, (key, locale))
-        if row is None:
-            row = TemplatePublication(key=key, locale=locale, published_at=ctx.clock())
-        row.version = version
-        row.published_at = ctx.clock()
-        row.revision += 1
-        session.add(row)
+    ctx.template_versions.publish(key, locale, version, ctx.clock())
     ctx.overrides.invalidate()
     return show(ctx, key, locale)
 
@@ -213,8 +166,7 @@ def publish(ctx: ServiceContext, key: str, locale: str, version: int) -> dict[st
 def diff(ctx: ServiceContext, key: str, locale: str, version: int) -> dict[str, Any]:
     """How the shipped default changed since ``version`` was edited from it."""
     _kind(key, locale)
-    with ctx.db.read() as session:
-        row = _version(session, key, locale, version)
+    row = _version(ctx, key, locale, version)
     current = ctx.renderer.shipped(key, locale)
     parts = {}
     for part, old, new in (
@@ -243,10 +195,11 @@ def _context(ctx: ServiceContext, key: str, sale_id: int | None) -> dict[str, An
     kind = catalog.KINDS[key]
     if sale_id is None:
         return kind.sample_context()
+    sale = ctx.history.sale(sale_id)
+    if sale is None:
+        raise InvalidInput("sale_id", f"no sale {sale_id}")
+    # The context as the sending code builds it; notify reads it through the session given.
     with ctx.db.read() as session:
-        sale = session.get(Sale, sale_id)
-        if sale is None:
-            raise InvalidInput("sale_id", f"no sale {sale_id}")
         context = notify.preview_context(ctx, session, key, sale)
     # Variables the real sale cannot give (e.g. a tier email's dates) come from the sample.
     return {**kind.sample_context(), **context}
@@ -267,8 +220,8 @@ def preview(
     _kind(key, locale)
     source = None
     if subject is not None or text is not None or html is not None:
-        with ctx.db.read() as session:
-            base = _source_of(ctx, session, key, locale, _published_version(session, key, locale))
+        published = ctx.template_versions.published_version(key, locale)
+        base = _source_of(ctx, key, locale, published)
         source = TemplateSource(
             subject if subject is not None else base.subject,
             text if text is not None else base.text,

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,6 +22,38 @@ from sqlmodel import Session
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_WRITERS = 4
 OUTBOX_CHANNEL = "mailflow_outbox"
+
+Transaction = Session
+"""What a unit of work hands out. Services only pass it on (to ``store`` functions, the outbox,
+the payment gateway); the SQL behind it is the store's."""
+
+_AFTER_COMMIT = "mailflow.after_commit"
+# What ``services.console`` still sets when it makes an outbox row due again; read as
+# ``mail_queued`` until it calls ``mail_queued()``.
+_LEGACY_MAIL_QUEUED = "mail_queued"
+
+
+@dataclass(slots=True)
+class AfterCommit:
+    """What a transaction asks for once it has committed (nothing after a rollback)."""
+
+    wake_mail: bool = False
+    """Outbox rows became due: run the database's ``on_mail_queued`` hooks (the delivery
+    worker of this process wakes; other processes hear PostgreSQL's NOTIFY)."""
+
+
+def after_commit(tx: Transaction) -> AfterCommit:
+    """The after-commit requests of ``tx``, the one typed place a transaction's writers leave
+    them (``mail.outbox`` sets ``wake_mail``); ``Database.transaction`` acts on them."""
+    requests = tx.info.get(_AFTER_COMMIT)
+    if requests is None:
+        requests = tx.info[_AFTER_COMMIT] = AfterCommit()
+    return requests  # type: ignore[no-any-return]
+
+
+def mail_queued(tx: Transaction) -> None:
+    """Say that ``tx`` wrote (or made due) outbox rows: wake the worker after the commit."""
+    after_commit(tx).wake_mail = True
 
 
 def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
@@ -154,7 +187,9 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
-            if session.info.pop("mail_queued", False):
+            requests: AfterCommit | None = session.info.pop(_AFTER_COMMIT, None)
+            legacy = session.info.pop(_LEGACY_MAIL_QUEUED, False)
+            if legacy or (requests is not None and requests.wake_mail):
                 for hook in self._mail_hooks:
                     hook()
 

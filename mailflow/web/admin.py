@@ -16,17 +16,14 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.services import accounts
-from mailflow.web import admin_mail, admin_sales, admin_templates
-from mailflow.web.admin_core import (
-    LOGIN_PATH,
-    SESSION_USER,
-    AdminRoute,
-    UserDep,
-    field,
-    redirect,
-    render,
-    services_of,
-    t,
+from mailflow.services.context import ServiceContext
+from mailflow.web import admin_mail, admin_sales, admin_templates, console_locale
+from mailflow.web.admin_core import LOGIN_PATH, AdminRoute, field, redirect, render, t
+from mailflow.web.deps import (
+    SESSION_CONSOLE_USER,
+    ConsoleUserDep,
+    MaybeConsoleUserDep,
+    ServicesDep,
 )
 from mailflow.web.session import CSRF_FIELD, RateLimit, flash, form_with_csrf
 
@@ -54,36 +51,35 @@ def _safe_next(target: str) -> str:
 
 
 @router.get("", response_class=HTMLResponse)
-def home(user: UserDep) -> Response:
+def home(user: ConsoleUserDep) -> Response:
     return redirect(HOME)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "") -> Response:
-    user_id = request.session.get(SESSION_USER)
-    if isinstance(user_id, int) and accounts.console_user(services_of(request), user_id):
+def login_page(request: Request, user: MaybeConsoleUserDep, next: str = "") -> Response:
+    if user is not None:
         return redirect(_safe_next(next))
     return render(request, "admin/login.html.j2", t("admin.login.title"), next=next, email="")
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request) -> Response:
+async def login(request: Request, services: ServicesDep) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_login, request, form)
+    return await run_in_threadpool(_login, request, services, form)
 
 
-def _login(request: Request, form: dict[str, Any]) -> Response:
+def _login(request: Request, services: ServiceContext, form: dict[str, Any]) -> Response:
     email, password = field(form, "email").strip(), field(form, "password")
     target = field(form, "next")
     client = request.client.host if request.client else "unknown"
     limit = _limit(request)
     if not (limit.allow(f"client:{client}") and limit.allow(f"email:{email.casefold()}")):
         return _login_again(request, 429, "admin.login.limited", email, target)
-    user = accounts.authenticate(services_of(request), email, password)
+    user = accounts.authenticate(services, email, password)
     if user is None:
         return _login_again(request, 401, "admin.login.failed", email, target)
     request.session.pop(CSRF_FIELD, None)
-    request.session[SESSION_USER] = user.id
+    request.session[SESSION_CONSOLE_USER] = user.id
     flash(request, t("admin.login.welcome", email=user.email, role=user.role.value))
     return redirect(_safe_next(target))
 
@@ -105,10 +101,18 @@ def _login_again(
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await form_with_csrf(request)
-    request.session.pop(SESSION_USER, None)
+    request.session.pop(SESSION_CONSOLE_USER, None)
     request.session.pop(CSRF_FIELD, None)
     flash(request, t("admin.logout.done"))
     return redirect(LOGIN_PATH)
+
+
+@router.post("/language")
+async def language(request: Request) -> Response:
+    """The viewer's choice of language for the console, kept in the session."""
+    form = await form_with_csrf(request)
+    console_locale.remember(request, field(form, "locale"))
+    return redirect(_safe_next(field(form, "next")))
 
 
 router.include_router(admin_templates.router)

@@ -1,36 +1,35 @@
-"""What every page of the admin console shares: who is signed in, the roles, rendering, and a
-route class that answers a missing sign-in, a missing role, a bad CSRF token, bad input or an
-unknown record with a page of the console (never the JSON the API answers with).
+"""What every page of the admin console shares: rendering (with who is signed in, whom
+``web.deps`` finds as it checks the roles), and a route class that answers a missing sign-in,
+a missing role, a bad CSRF token, bad input or an unknown record with a page of the console
+(never the JSON the API answers with).
 
-Console pages are in English. They all render with ``scripts=True``: mailflow's own
-``admin.js`` (CSP ``script-src 'self'``), and frames from the same origin for the sandboxed
-previews of email HTML.
+Console pages are in the viewer's language (``console_locale``: their choice, else the
+browser's, else English), times with their zone. They all render with ``scripts=True``:
+mailflow's own ``admin.js`` (CSP ``script-src 'self'``), and frames from the same origin for
+the sandboxed previews of email HTML.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
 
 from mailflow import i18n
-from mailflow.bootstrap import System
 from mailflow.schemas import MAX_ID
-from mailflow.services import accounts, console
+from mailflow.services import console
 from mailflow.services.accounts import ConsoleUser
-from mailflow.services.context import ServiceContext
 from mailflow.services.errors import NotFound
-from mailflow.web.pages import Pages
+from mailflow.web import console_locale
+from mailflow.web.deps import ConsoleLoginRequired, NotAllowed, pages_of, system_of
 from mailflow.web.session import CsrfError, csrf_token, pop_flashes
 
-LOCALE = "en"
-SESSION_USER = "console_user_id"
 LOGIN_PATH = "/admin/login"
 
 # The email HTML shown in a frame (a preview, a message of the outbox or the inbox): a
@@ -47,45 +46,13 @@ FRAME_HEADERS = {
 }
 
 
-class LoginRequired(Exception):
-    """Nobody is signed in (or the account is gone)."""
+def t(key: str, /, **values: object) -> str:
+    return i18n.t(console_locale.current(), key, **values)
 
 
-class NotAllowed(Exception):
-    """The signed-in user's role cannot do this; the message says why."""
-
-
-def t(key: str, **values: object) -> str:
-    return i18n.t(LOCALE, key, **values)
-
-
-def system_of(request: Request) -> System:
-    return request.app.state.system  # type: ignore[no-any-return]
-
-
-def services_of(request: Request) -> ServiceContext:
-    return system_of(request).services
-
-
-def current_user(request: Request) -> ConsoleUser:
-    user_id = request.session.get(SESSION_USER)
-    user = None
-    if isinstance(user_id, int):
-        user = accounts.console_user(services_of(request), user_id)
-    if user is None:
-        raise LoginRequired
-    request.state.console_user = user
-    return user
-
-
-async def admin_user(user: Annotated[ConsoleUser, Depends(current_user)]) -> ConsoleUser:
-    if not user.can_edit_templates:
-        raise NotAllowed(t("admin.forbidden.templates", role=user.role.value))
-    return user
-
-
-UserDep = Annotated[ConsoleUser, Depends(current_user)]
-AdminDep = Annotated[ConsoleUser, Depends(admin_user)]
+def hint_words(code: str | None) -> str:
+    """The words of a service's hint code, in the viewer's language."""
+    return i18n.hint(console_locale.current(), code)
 
 
 def field(form: FormData | dict[str, Any], name: str) -> str:
@@ -137,13 +104,18 @@ def render(
     request: Request, name: str, title: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     """A console page, with the signed-in user, the menu, a CSRF token and the flashes."""
-    pages: Pages = request.app.state.pages
+    pages = pages_of(request)
     user: ConsoleUser | None = getattr(request.state, "console_user", None)
+    query = f"?{request.url.query}" if request.url.query else ""
     return pages.render(
         name,
-        LOCALE,
+        console_locale.current(),
         status_code,
         scripts=True,
+        zone_shown=True,
+        zone_name=pages.timezone,
+        languages=console_locale.LANGUAGES,
+        here=request.url.path + query if request.method == "GET" else request.url.path,
         title=title,
         user=user,
         nav=_nav(request, user),
@@ -175,12 +147,17 @@ class AdminRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            with console_locale.answering(request):
+                return await answer(request)
+
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
-            except LoginRequired:
+            except ConsoleLoginRequired:
                 return _login_redirect(request)
             except NotAllowed as exc:
-                return error_page(request, 403, t("admin.forbidden.title"), str(exc))
+                why = t(f"admin.forbidden.{exc.what}", role=exc.role.value)
+                return error_page(request, 403, t("admin.forbidden.title"), why)
             except CsrfError:
                 return error_page(request, 403, t("forbidden.title"), t("forbidden.body"))
             except NotFound as exc:

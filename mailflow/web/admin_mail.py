@@ -17,19 +17,17 @@ from starlette.concurrency import run_in_threadpool
 
 from mailflow.mail.outbox import DEAD, QUEUED, SENT
 from mailflow.services import console
+from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
 from mailflow.web.admin_core import (
     FRAME_HEADERS,
     AdminRoute,
-    UserDep,
     page_number,
     redirect,
     render,
-    services_of,
-    system_of,
     t,
 )
-from mailflow.web.deps import IdPath
+from mailflow.web.deps import ConsoleUserDep, IdPath, ServicesDep, SystemDep
 from mailflow.web.session import flash, form_with_csrf
 
 router = APIRouter(route_class=AdminRoute)
@@ -139,9 +137,12 @@ def _eml(raw: bytes, name: str) -> Response:
 
 @router.get("/outbox", response_class=HTMLResponse)
 def outbox_page(
-    request: Request, user: UserDep, status: str = "", page: int | None = None
+    request: Request,
+    user: ConsoleUserDep,
+    ctx: ServicesDep,
+    status: str = "",
+    page: int | None = None,
 ) -> HTMLResponse:
-    ctx = services_of(request)
     status = status if status in (QUEUED, SENT, DEAD) else ""
     return render(
         request,
@@ -156,9 +157,13 @@ def outbox_page(
 
 @router.get("/outbox/{message_id}", response_class=HTMLResponse)
 def outbox_message_page(
-    request: Request, message_id: IdPath, user: UserDep, view: str | None = None
+    request: Request,
+    message_id: IdPath,
+    user: ConsoleUserDep,
+    ctx: ServicesDep,
+    view: str | None = None,
 ) -> HTMLResponse:
-    row = console.outbox_message(services_of(request), message_id)
+    row = console.outbox_message(ctx, message_id)
     return _message_page(request, "outbox", message_id, row, row.body, view)
 
 
@@ -180,26 +185,27 @@ def _message_page(
 
 
 @router.get("/outbox/{message_id}/html", response_class=HTMLResponse)
-def outbox_frame(request: Request, message_id: IdPath, user: UserDep) -> HTMLResponse:
-    return _frame(console.outbox_message(services_of(request), message_id).body)
+def outbox_frame(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> HTMLResponse:
+    return _frame(console.outbox_message(ctx, message_id).body)
 
 
 @router.get("/outbox/{message_id}/message.eml")
-def outbox_eml(request: Request, message_id: IdPath, user: UserDep) -> Response:
-    return _eml(
-        console.outbox_message(services_of(request), message_id).body, f"outbox-{message_id}"
-    )
+def outbox_eml(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> Response:
+    return _eml(console.outbox_message(ctx, message_id).body, f"outbox-{message_id}")
 
 
 @router.post("/outbox/{message_id}/retry")
-async def retry(request: Request, message_id: IdPath, user: UserDep) -> Response:
+async def retry(
+    request: Request, message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep
+) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_retry, request, message_id, form.get("back") == "message")
+    to_message = form.get("back") == "message"
+    return await run_in_threadpool(_retry, request, ctx, message_id, to_message)
 
 
-def _retry(request: Request, message_id: int, to_message: bool) -> Response:
+def _retry(request: Request, ctx: ServiceContext, message_id: int, to_message: bool) -> Response:
     try:
-        console.retry_message(services_of(request), message_id)
+        console.retry_message(ctx, message_id)
     except Conflict as exc:
         flash(request, exc.message, "error")
     else:
@@ -211,8 +217,9 @@ def _retry(request: Request, message_id: int, to_message: bool) -> Response:
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-def inbox_page(request: Request, user: UserDep, page: int | None = None) -> HTMLResponse:
-    system = system_of(request)
+def inbox_page(
+    request: Request, user: ConsoleUserDep, system: SystemDep, page: int | None = None
+) -> HTMLResponse:
     return render(
         request,
         "admin/inbox.html.j2",
@@ -225,17 +232,21 @@ def inbox_page(request: Request, user: UserDep, page: int | None = None) -> HTML
 
 @router.get("/inbox/{message_id}", response_class=HTMLResponse)
 def inbox_message_page(
-    request: Request, message_id: IdPath, user: UserDep, view: str | None = None
+    request: Request,
+    message_id: IdPath,
+    user: ConsoleUserDep,
+    ctx: ServicesDep,
+    view: str | None = None,
 ) -> HTMLResponse:
-    row = console.inbox_message(services_of(request), message_id)
+    row = console.inbox_message(ctx, message_id)
     return _message_page(request, "inbox", message_id, row, row.raw, view)
 
 
 @router.get("/inbox/{message_id}/html", response_class=HTMLResponse)
-def inbox_frame(request: Request, message_id: IdPath, user: UserDep) -> HTMLResponse:
-    return _frame(console.inbox_message(services_of(request), message_id).raw)
+def inbox_frame(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> HTMLResponse:
+    return _frame(console.inbox_message(ctx, message_id).raw)
 
 
 @router.get("/inbox/{message_id}/message.eml")
-def inbox_eml(request: Request, message_id: IdPath, user: UserDep) -> Response:
-    return _eml(console.inbox_message(services_of(request), message_id).raw, f"inbox-{message_id}")
+def inbox_eml(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> Response:
+    return _eml(console.inbox_message(ctx, message_id).raw, f"inbox-{message_id}")

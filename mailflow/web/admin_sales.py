@@ -11,21 +11,21 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mailflow.domain.sales import Action, Actor, Channel, SaleStatus, allowed_actions
 from mailflow.schemas import WithdrawIn
 from mailflow.services import console, policy, sales, sellers
+from mailflow.services.actions import Action, Actor, Channel, SaleStatus, possible
+from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
 from mailflow.web.admin_core import (
     AdminRoute,
-    UserDep,
     field,
+    hint_words,
     page_number,
     redirect,
     render,
-    services_of,
     t,
 )
-from mailflow.web.deps import IdPath
+from mailflow.web.deps import ConsoleUserDep, IdPath, ServicesDep
 from mailflow.web.session import flash, form_with_csrf
 
 router = APIRouter(route_class=AdminRoute)
@@ -40,9 +40,13 @@ def _query(**values: Any) -> dict[str, Any]:
 
 @router.get("/sellers", response_class=HTMLResponse)
 def sellers_page(
-    request: Request, user: UserDep, q: str = "", over: bool = False, page: int | None = None
+    request: Request,
+    user: ConsoleUserDep,
+    ctx: ServicesDep,
+    q: str = "",
+    over: bool = False,
+    page: int | None = None,
 ) -> HTMLResponse:
-    ctx = services_of(request)
     rows = policy.stats_all(ctx, over_only=over)
     query = q.strip().casefold()
     if query:
@@ -65,8 +69,9 @@ def sellers_page(
 
 
 @router.get("/sellers/{seller_id}", response_class=HTMLResponse)
-def seller_page(request: Request, seller_id: IdPath, user: UserDep) -> HTMLResponse:
-    ctx = services_of(request)
+def seller_page(
+    request: Request, seller_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep
+) -> HTMLResponse:
     seller = sellers.get_seller(ctx, seller_id)
     return render(
         request,
@@ -80,7 +85,8 @@ def seller_page(request: Request, seller_id: IdPath, user: UserDep) -> HTMLRespo
 @router.get("/sales", response_class=HTMLResponse)
 def sales_page(
     request: Request,
-    user: UserDep,
+    user: ConsoleUserDep,
+    ctx: ServicesDep,
     q: str = "",
     status: str = "",
     seller: int | None = None,
@@ -89,7 +95,7 @@ def sales_page(
     statuses = [s.value for s in SaleStatus]
     status = status if status in statuses else ""
     found = console.search_sales(
-        services_of(request),
+        ctx,
         q[:200],
         status=status or None,
         seller_id=seller,
@@ -110,9 +116,11 @@ def sales_page(
 
 
 @router.get("/sales/{sale_id}", response_class=HTMLResponse)
-def sale_page(request: Request, sale_id: IdPath, user: UserDep) -> HTMLResponse:
-    sale = console.sale_detail(services_of(request), sale_id)
-    can_withdraw = Action.WITHDRAW in allowed_actions(SaleStatus(sale["status"]))
+def sale_page(
+    request: Request, sale_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep
+) -> HTMLResponse:
+    sale = console.sale_detail(ctx, sale_id)
+    can_withdraw = Action.WITHDRAW in possible(sale["status"])
     return render(
         request,
         "admin/sale.html.j2",
@@ -123,12 +131,16 @@ def sale_page(request: Request, sale_id: IdPath, user: UserDep) -> HTMLResponse:
 
 
 @router.post("/sales/{sale_id}/withdraw")
-async def withdraw(request: Request, sale_id: IdPath, user: UserDep) -> Response:
+async def withdraw(
+    request: Request, sale_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep
+) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_withdraw, request, sale_id, form)
+    return await run_in_threadpool(_withdraw, request, ctx, sale_id, form)
 
 
-def _withdraw(request: Request, sale_id: int, form: dict[str, Any]) -> Response:
+def _withdraw(
+    request: Request, ctx: ServiceContext, sale_id: int, form: dict[str, Any]
+) -> Response:
     back = f"/admin/sales/{sale_id}"
     try:
         note = WithdrawIn(note=field(form, "note")).note
@@ -137,7 +149,7 @@ def _withdraw(request: Request, sale_id: int, form: dict[str, Any]) -> Response:
         return redirect(back)
     try:
         outcome = sales.transition(
-            services_of(request),
+            ctx,
             sale_id,
             Action.WITHDRAW,
             actor=Actor.SUPPORT,
@@ -145,8 +157,8 @@ def _withdraw(request: Request, sale_id: int, form: dict[str, Any]) -> Response:
             note=note or None,
         )
     except Conflict as exc:
-        hint = f" {exc.hint}" if exc.hint else ""
+        hint = f" {hint_words(exc.hint)}" if exc.hint else ""
         flash(request, t("admin.withdraw.impossible", problem=exc.message) + hint, "error")
         return redirect(back)
-    flash(request, t("admin.withdraw.done" if outcome.changed else "admin.withdraw.already"))
+    flash(request, t("admin.withdraw.done") if outcome.changed else t("admin.withdraw.already"))
     return redirect(back)

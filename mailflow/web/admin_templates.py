@@ -22,17 +22,17 @@ from mailflow.mail.validation import Problem
 from mailflow.services import console, templates
 from mailflow.services.accounts import ConsoleUser, normalized_email
 from mailflow.services.errors import InvalidInput
+from mailflow.web import console_locale
 from mailflow.web.admin_core import (
     FRAME_HEADERS,
-    AdminDep,
     AdminRoute,
     field,
     number,
     redirect,
     render,
-    services_of,
     t,
 )
+from mailflow.web.deps import AdminDep, ServicesDep, pages_of, services_of
 from mailflow.web.session import flash, form_with_csrf
 
 router = APIRouter(prefix="/templates", route_class=AdminRoute)
@@ -81,8 +81,8 @@ def _by_part(problems: list[Problem]) -> dict[str, list[Problem]]:
 
 
 @router.get("", response_class=HTMLResponse)
-def list_page(request: Request, user: AdminDep) -> HTMLResponse:
-    rows = templates.list_templates(services_of(request))
+def list_page(request: Request, user: AdminDep, ctx: ServicesDep) -> HTMLResponse:
+    rows = templates.list_templates(ctx)
     keys: dict[str, dict[str, Any]] = {}
     for row in rows:
         kind = catalog.KINDS[row["key"]]
@@ -255,8 +255,9 @@ def _frame(
 ) -> HTMLResponse:
     if rendered is not None:
         return HTMLResponse(rendered["html"], headers=FRAME_HEADERS)
-    pages = request.app.state.pages
-    html = pages.env.get_template("admin/frame_problems.html.j2").render(problems=problems)
+    html = pages_of(request).html(
+        "admin/frame_problems.html.j2", console_locale.current(), problems=problems
+    )
     return HTMLResponse(html, headers=FRAME_HEADERS)
 
 

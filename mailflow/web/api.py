@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from mailflow.domain.sales import Action, Actor, Channel
 from mailflow.schemas import CancelIn, ListingIn, OrderIn, RefuseIn, SellerIn, WithdrawIn
 from mailflow.services import listings, orders, policy, sales, sellers
+from mailflow.services.actions import Action, Actor, Channel
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import IdPath, ServicesDep
 

@@ -9,24 +9,26 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from mailflow import __version__
+from mailflow import __version__, i18n
 from mailflow.bootstrap import System
+from mailflow.services import health
+from mailflow.services import metrics as figures
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
-from mailflow.store.models import OutboxMessage, Sale
 from mailflow.web import actions, api, api_templates, session
 from mailflow.web.admin import router as admin_router
 from mailflow.web.auth import ApiAuthMiddleware
+from mailflow.web.deps import ServicesDep, pages_of
 from mailflow.web.pages import Pages
 from mailflow.web.seller import router as seller_router
 from mailflow.web.session import CsrfError
 from mailflow.web.threads import ThreadLimit
+
+# The API speaks English: its hints are worded for a developer reading the answer.
+API_LOCALE = "en"
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status is not None:
         body["status"] = exc.status
     if exc.hint is not None:
-        body["hint"] = exc.hint
+        body["hint"] = i18n.hint(API_LOCALE, exc.hint)
     return JSONResponse(body, status_code=code)
 
 
@@ -95,8 +97,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _csrf_error(request: Request, exc: Exception) -> HTMLResponse:
-    pages: Pages = request.app.state.pages
-    return pages.render("forbidden.html.j2", request.session.get("locale"), 403)
+    return pages_of(request).render("forbidden.html.j2", request.session.get("locale"), 403)
 
 
 def create_app(system: System) -> FastAPI:
@@ -113,8 +114,8 @@ def create_app(system: System) -> FastAPI:
     app.add_middleware(ApiAuthMiddleware, tokens=system.settings.api.tokens)
     app.add_middleware(ThreadLimit, threads=system.settings.server.threads)
     app.add_exception_handler(CsrfError, _csrf_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(SATimeoutError, _database_unavailable)
+    for unavailable in health.DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     session.install(app, system)
     app.include_router(api.router)
     app.include_router(api_templates.router)
@@ -129,25 +130,20 @@ def create_app(system: System) -> FastAPI:
         return RedirectResponse("/docs")
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        with system.db.read() as session:
-            session.execute(text("SELECT 1"))
+    def healthz(services: ServicesDep) -> dict[str, str]:
+        health.check(services)
         return {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> str:
-        with system.db.read() as session:
-            outbox = session.execute(
-                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-            ).all()
-            sales = session.execute(select(Sale.status, func.count()).group_by(Sale.status)).all()
+    def metrics(services: ServicesDep) -> str:
+        counts = figures.status_counts_of(services)
         lines = [
             "# HELP mailflow_outbox_messages Outbox messages by status.",
             "# TYPE mailflow_outbox_messages gauge",
-            *(f'mailflow_outbox_messages{{status="{s}"}} {n}' for s, n in outbox),
+            *(f'mailflow_outbox_messages{{status="{s}"}} {n}' for s, n in counts.outbox),
             "# HELP mailflow_sales Sales by status.",
             "# TYPE mailflow_sales gauge",
-            *(f'mailflow_sales{{status="{s}"}} {n}' for s, n in sales),
+            *(f'mailflow_sales{{status="{s}"}} {n}' for s, n in counts.sales),
         ]
         return "\n".join(lines) + "\n"
 

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mailflow.web.deps import system_of
+
 bearer = HTTPBearer(auto_error=False, description="A token from `[api] tokens`.")
 
 
@@ -34,7 +36,7 @@ async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    tokens: list[str] = request.app.state.system.settings.api.tokens
+    tokens = system_of(request).settings.api.tokens
     if not token_ok(request.headers.get("authorization"), tokens):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED, detail=UNAUTHORIZED, headers=CHALLENGE

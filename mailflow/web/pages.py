@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from fastapi import Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup, escape
 
 from mailflow import i18n
-from mailflow.mail.formatting import pick_locale
 from mailflow.mail.templates import add_filters
 
 CSP_WITH_SCRIPTS = (
@@ -29,6 +30,13 @@ PAGE_HEADERS = {
 }
 
 
+def browser_locale(request: Request) -> str | None:
+    """The first language the browser asks for (pages fall back to it before they know whose
+    they are)."""
+    header = request.headers.get("accept-language", "")
+    return header.split(",")[0].split(";")[0].strip() or None
+
+
 class Pages:
     def __init__(self, root: Path, timezone: str) -> None:
         self.env = jinja2.Environment(
@@ -38,6 +46,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.timezone = timezone
         add_filters(self.env, timezone)
         self.env.globals["status_label"] = i18n.status_label
 
@@ -51,14 +60,29 @@ class Pages:
         **context: Any,
     ) -> HTMLResponse:
         """A page with the headers every page sends; ``scripts`` allows mailflow's own JS."""
-        locale = pick_locale(locale)
-
-        def t(key: str, **values: object) -> str:
-            return i18n.t(locale, key, **values)
-
-        html = self.env.get_template(name).render(locale=locale, t=t, **context)
+        html = self.html(name, locale, **context)
         headers = dict(PAGE_HEADERS)
         if scripts:
             headers["Content-Security-Policy"] = CSP_WITH_SCRIPTS
             headers["X-Frame-Options"] = "SAMEORIGIN"
         return HTMLResponse(html, status_code=status_code, headers=headers)
+
+    def html(self, name: str, locale: str | None, **context: Any) -> str:
+        """The text of a page in ``locale``, with ``t`` and ``tn`` to word its messages."""
+        locale = i18n.pick_locale(locale)
+
+        def t(key: str, /, **values: object) -> str:
+            return _worded(i18n.text(locale, key), values)
+
+        def tn(key: str, count: int, /, **values: object) -> str:
+            return i18n.tn(locale, key, count, **values)
+
+        return self.env.get_template(name).render(locale=locale, t=t, tn=tn, **context)
+
+
+def _worded(text: str, values: dict[str, object]) -> str:
+    """A message for a page: filled with ``values``; when one of them is markup (a link, a
+    ``<strong>`` built in the template), the message is escaped and the markup kept."""
+    if not any(isinstance(value, Markup) for value in values.values()):
+        return i18n.fill(text, values)
+    return Markup(i18n.fill(escape(text), {k: escape(v) for k, v in values.items()}))

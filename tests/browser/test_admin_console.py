@@ -121,7 +121,7 @@ def console(live_system: System, module_relay: tuple[RelayHandler, int]) -> Cons
     for received in handler.received[:6]:
         inbox.store(received.mail_from, received.rcpt_tos, received.raw)
     [dead] = console_service.list_outbox(ctx, "dead").rows
-    return Console(shop, paper, to_withdraw, untouched, dead["id"])
+    return Console(shop, paper, to_withdraw, untouched, dead.id)
 
 
 @dataclass
@@ -424,6 +424,23 @@ class TestSupport:
         expect(counting).to_have_count(2)  # the header and the one cancellation
         expect(counting.nth(1)).to_contain_text("cancelled")
         shot(page, screenshots, "seller")
+
+    def test_the_console_in_french_then_back_in_english(
+        self, open_tab: Any, sessions: dict[str, Any], console: Console, screenshots: Path
+    ) -> None:
+        tab = signed_in(open_tab, sessions, SUPPORT)
+        page = tab.page
+        page.get_by_label("Language").select_option("fr")
+        page.get_by_role("button", name="Change").click()
+        page.get_by_role("link", name="Vendeurs").click()
+        expect(page.get_by_role("heading", name="Vendeurs")).to_be_visible()
+        expect(page.get_by_role("row").nth(1)).to_contain_text("9,5\u00a0%")
+        expect(page.get_by_text("Heures de Europe/Paris.")).to_be_visible()
+        shot(page, screenshots, "sellers-fr")
+        page.get_by_label("Langue").select_option("en")
+        page.get_by_role("button", name="Changer").click()
+        expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+        expect(page.get_by_text("Times in Europe/Paris.")).to_be_visible()
 
 
 # -- mail -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
@@ -205,6 +206,8 @@ class TestSignIn:
             for method in route.methods
         }
         covered = {("GET", "/admin/login"), ("POST", "/admin/login"), ("POST", "/admin/logout")}
+        # The language switch needs no sign-in (the sign-in page has it); test_console_locale.
+        covered.add(("POST", "/admin/language"))
         for url in PAGES:
             covered.add(("GET", re.sub(r"/(seller_new_sale|fr|1)(?=/|$)", "/x", url)))
         for url in ACTIONS:
@@ -877,3 +880,68 @@ def test_a_deleted_user_is_signed_out(system: System, admin: TestClient) -> None
     with system.db.transaction() as session:
         session.execute(AdminUser.__table__.delete().where(AdminUser.__table__.c.email == ADMIN))
     assert admin.get("/admin/sales", follow_redirects=False).status_code == 303
+
+
+# -- the console's language and times ---------------------------------------------------------
+
+FRENCH = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.8"}
+
+
+class TestConsoleLocale:
+    def test_a_french_browser_gets_the_console_in_french(
+        self, users: None, browser: Callable[[], TestClient]
+    ) -> None:
+        client = browser()
+        client.headers.update(FRENCH)
+        login = client.get("/admin/login").text
+        assert '<html lang="fr">' in login and "Connexion à la console mailflow" in login
+        assert sign_in(client, SUPPORT).status_code == 303
+        page = client.get("/admin/sales").text
+        assert "Connecté(e) en tant que support@console.example (support)." in page
+        assert ">Vendeurs</a>" in page and "Heures de Europe/Paris." in page
+
+    def test_a_browser_stating_no_language_keeps_english(self, admin: TestClient) -> None:
+        page = admin.get("/admin/sellers").text
+        assert '<html lang="en">' in page and "<h1>Sellers</h1>" in page
+
+    def test_the_viewers_choice_wins_over_the_browser(self, admin: TestClient) -> None:
+        admin.headers.update(FRENCH)
+        chosen = post(admin, "/admin/language", "/admin/sales", locale="en", next="/admin/outbox")
+        assert chosen.status_code == 303 and chosen.headers["location"] == "/admin/outbox"
+        assert "<h1>Outbox</h1>" in admin.get("/admin/outbox").text
+        post(admin, "/admin/language", "/admin/sales", locale="fr", next="https://evil.example")
+        assert "<h1>Boîte d&#39;envoi</h1>" in admin.get("/admin/outbox").text
+        post(admin, "/admin/language", "/admin/sales", locale="tlh")
+        assert "<h1>Boîte d&#39;envoi</h1>" in admin.get("/admin/outbox").text
+
+    def test_the_choice_needs_the_csrf_token(self, admin: TestClient) -> None:
+        refused = admin.post("/admin/language", data={"locale": "fr"}, follow_redirects=False)
+        assert refused.status_code == 403
+        assert "<h1>Sellers</h1>" in admin.get("/admin/sellers").text
+
+    def test_times_in_the_viewers_locale_with_their_zone(
+        self, system: System, api: TestClient, admin: TestClient
+    ) -> None:
+        _, sale = new_sale(api, unit_price="12.50")
+        created = _utc(sale_row(system, sale["id"]).created_at)
+        zone = created.astimezone(ZoneInfo("Europe/Paris")).tzname()
+        english = admin.get("/admin/sales").text
+        assert re.search(rf"\d{{1,2}}/\d{{1,2}}/\d\d, \d{{1,2}}:\d\d\u202f[AP]M {zone}<", english)
+        assert "€12.50" in english
+        admin.headers.update(FRENCH)
+        post(admin, "/admin/language", "/admin/sales", locale="fr")
+        french = admin.get("/admin/sales").text
+        assert re.search(rf"\d\d/\d\d/\d{{4}} \d\d:\d\d {zone}<", french)
+        assert "12,50\u00a0€" in french
+
+    def test_plurals_and_a_hint_in_french(self, api: TestClient, support: TestClient) -> None:
+        _, sale = new_sale(api)
+        api.post(f"/api/v1/sales/{sale['id']}/refuse", json={})
+        post(support, "/admin/language", "/admin/sales", locale="fr")
+        assert "1 vendeur, le taux le plus haut en premier." in support.get("/admin/sellers").text
+        url = f"/admin/sales/{sale['id']}"
+        assert "Impossible : la vente est refused." in support.get(url).text
+        response = post(support, f"{url}/withdraw", url)
+        flashed = support.get(response.headers["location"]).text
+        assert "Aucune rétractation enregistrée" in flashed
+        assert "La vente est close : il n&#39;y a plus rien à faire." in flashed

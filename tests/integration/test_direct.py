@@ -11,7 +11,7 @@ from sqlalchemy import String, bindparam, cast, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
 
 from mailflow.bootstrap import System
-from mailflow.store import direct
+from mailflow.store import _direct as direct
 from mailflow.store.models import Buyer, Listing, Payment, Seller
 
 _sellers, _buyers = Seller.__table__, Buyer.__table__

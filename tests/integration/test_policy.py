@@ -25,6 +25,7 @@ from mailflow.domain.policy import Counts
 from mailflow.domain.sales import Action, Actor, Channel, Reason
 from mailflow.schemas import OrderIn, SellerIn
 from mailflow.services import orders, policy, sales, sellers, sweeps
+from mailflow.store import standings
 from mailflow.store.models import OutboxMessage
 from tests import factories
 from tests.conftest import API_TOKEN, SECRET
@@ -266,8 +267,8 @@ class TestCounts:
             sid: ref_counts(reference, sid) for sid in everyone if ref_counts(reference, sid).total
         }
         with system.db.read() as session:
-            assert policy.counts_for(session, ours, since) == ref_counts(reference, ours)
-            assert policy.counts_all(session, since) == expected_all
+            assert standings.counts(session, ours, since) == ref_counts(reference, ours)
+            assert standings.counts_all(session, since) == expected_all
 
         for current, count_refusals in ((systems.plain, False), (systems.with_refusals, True)):
             counts = ref_counts(reference, ours)

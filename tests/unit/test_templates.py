@@ -23,8 +23,8 @@ from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Counts, Standi
 from mailflow.mail import formatting
 from mailflow.mail.templates import Renderer, TemplateError, one_line, templates_root
 from mailflow.services import notify, policy
-from mailflow.services.facts import SaleFacts
 from mailflow.store.models import Buyer, Order, Sale, Seller
+from mailflow.store.records import SaleFacts
 
 LOCALES = ("fr", "en")
 LINK_KEYS = ("seller_new_sale", "seller_deadline_reminder")

@@ -1,0 +1,72 @@
+"""What the write-side services need from the rest of the system, as interfaces.
+
+``bootstrap`` gives them the real parts: the database's unit of work, the outbox, and the
+``store`` modules themselves (a module whose functions match a protocol implements it). The
+unit tests give them in-memory fakes (``tests/fakes.py``), so a rule — which email an event
+sends, one tier email per entry — runs in microseconds without a database.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from mailflow.domain.policy import Counts, Standing
+from mailflow.mail.outbox import Recipient
+from mailflow.store.database import Transaction
+from mailflow.store.logins import UserRecord
+from mailflow.store.records import SellerRecord
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """One transaction: commits once at the end, rolls back on any error."""
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A transaction for reading only."""
+
+
+class MailQueue(Protocol):
+    def queue(
+        self,
+        session: Transaction,
+        key: str,
+        to: Recipient,
+        context: dict[str, Any],
+        sale_id: int | None = None,
+        sender: str | None = None,
+    ) -> int:
+        """Render ``key`` for ``to`` and queue it in the transaction; the outbox row's id."""
+
+
+class StandingStore(Protocol):
+    """Sellers' standings (``store.standings``)."""
+
+    def seller(self, tx: Transaction, seller_id: int) -> SellerRecord | None: ...
+
+    def counts(self, tx: Transaction, seller_id: int, since: datetime) -> Counts: ...
+
+    def set_standing(
+        self, tx: Transaction, found: SellerRecord, standing: Standing
+    ) -> SellerRecord | None: ...
+
+
+class LoginStore(Protocol):
+    """Console users and sellers' login links (``store.logins``)."""
+
+    def user_by_email(self, tx: Transaction, email: str) -> UserRecord | None: ...
+
+    def user(self, tx: Transaction, user_id: int) -> UserRecord | None: ...
+
+    def add_user(
+        self, tx: Transaction, email: str, role: str, password_hash: str, at: datetime
+    ) -> UserRecord: ...
+
+    def sellers_by_email(self, tx: Transaction, address: str) -> list[SellerRecord]: ...
+
+    def add_link(
+        self, tx: Transaction, nonce: str, seller_id: int, at: datetime, expires_at: datetime
+    ) -> None: ...
+
+    def use_link(self, tx: Transaction, nonce: str, seller_id: int, now: datetime) -> bool: ...
