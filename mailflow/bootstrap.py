@@ -14,10 +14,13 @@ from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
+from mailflow.store import migrate
 from mailflow.store.database import Database
 from mailflow.store.history import History
 from mailflow.store.listings import Listings
 from mailflow.store.messages import Messages
+from mailflow.store.migrate import DatabaseUnreachable as DatabaseUnreachable
+from mailflow.store.migrate import SchemaBehind as SchemaBehind
 from mailflow.store.outbox import OutboxStore
 from mailflow.store.sellers import Sellers
 from mailflow.store.templates import TemplateVersions
@@ -109,3 +112,17 @@ def build(
         services=services,
         templates=root,
     )
+
+
+def ensure_schema(system: System) -> None:
+    """A SQLite database is brought up to date by itself; PostgreSQL must already be, since
+    several processes share it and migrating is an operator's deliberate step. Raises
+    ``SchemaBehind`` or ``DatabaseUnreachable``."""
+    migrate.ensure_current(
+        system.db.engine, system.settings.database.url, bring_up_to_date=system.db.is_sqlite
+    )
+
+
+def upgrade_schema(system: System) -> str | None:
+    """Apply the migrations not yet applied; the revision the database is then at."""
+    return migrate.upgrade_to_head(system.db.engine, system.settings.database.url)

@@ -22,7 +22,7 @@ from sqlalchemy import update
 
 from mailflow.bootstrap import build
 from mailflow.cli import main
-from mailflow.cli_templates import parse_file
+from mailflow.cli.templates import parse_file
 from mailflow.config import load
 from mailflow.mail import catalog
 from mailflow.mail.formatting import SUPPORTED_LOCALES

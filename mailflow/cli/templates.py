@@ -20,12 +20,10 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
-from mailflow.bootstrap import System
-from mailflow.config import Loaded
+from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
 from mailflow.mail import catalog
 from mailflow.mail.formatting import SUPPORTED_LOCALES
 from mailflow.mail.templates import TemplateSource
@@ -46,14 +44,10 @@ EDIT_HEADER = (
 _FIELDS = {"sale_id": "--sale", "version": "VERSION"}
 
 
-class Refused(Exception):
-    """A problem to report in one line (``run`` turns it into the CLI's ``CliError``)."""
-
-
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``templates`` and its commands to the top-level subparsers ``sub``."""
-    parser = sub.add_parser(
-        "templates", help="email templates: list, show, validate, preview, edit, publish"
+    parser = command(
+        sub, "templates", _run, help="email templates: list, show, validate, preview, edit, publish"
     )
     commands = parser.add_subparsers(dest="templates_command", required=True, metavar="COMMAND")
     commands.add_parser(
@@ -94,25 +88,12 @@ def _file_options(parser: argparse.ArgumentParser, text: str) -> None:
         parser.add_argument(f"--{part}", metavar="FILE", help=text.format(part=part))
 
 
-def run(args: argparse.Namespace) -> int:
-    from mailflow.cli import CliError, _load, _system
-
-    try:
-        return _run(args, _load, _system)
-    except Refused as exc:
-        raise CliError(str(exc)) from exc
-
-
-def _run(
-    args: argparse.Namespace,
-    load: Callable[[argparse.Namespace], Loaded],
-    system_of: Callable[[Loaded], System],
-) -> int:
+def _run(args: argparse.Namespace) -> int:
     command = args.templates_command
     if command != "list":
         _check_key(args.key, args.locale)
     given = _read_files(args) if command in ("validate", "preview") else {}
-    system = system_of(load(args))
+    system = open_system(load_settings(args))
     try:
         return HANDLERS[command](system.services, args, given)
     except templates.TemplateInvalid as exc:
@@ -126,13 +107,13 @@ def _run(
         return 2
     except InvalidInput as exc:
         field = _FIELDS.get(exc.field, exc.field)
-        raise Refused(f"{field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
+        raise CliError(f"{field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
     except ServiceError as exc:
-        raise Refused(exc.message) from exc
+        raise CliError(exc.message) from exc
     except jinja2.TemplateError as exc:
         # A template Jinja refuses to compile, should validation miss it: one line, not a trace
         # (without Jinja's line: inside a block it is not the part's line).
-        raise Refused(f"template error, nothing was changed: {exc.message}") from exc
+        raise CliError(f"template error, nothing was changed: {exc.message}") from exc
     finally:
         system.close()
 
@@ -141,9 +122,9 @@ def _check_key(key: str, locale: str) -> None:
     if key not in catalog.KINDS:
         close = difflib.get_close_matches(key, list(catalog.KINDS), n=1)
         hint = f"did you mean {close[0]}?" if close else "`mailflow templates list` shows them"
-        raise Refused(f"no email key {key!r} ({hint})")
+        raise CliError(f"no email key {key!r} ({hint})")
     if locale not in SUPPORTED_LOCALES:
-        raise Refused(f"no locale {locale!r} (there are: {', '.join(SUPPORTED_LOCALES)})")
+        raise CliError(f"no locale {locale!r} (there are: {', '.join(SUPPORTED_LOCALES)})")
 
 
 def _read_files(args: argparse.Namespace) -> dict[str, str]:
@@ -155,9 +136,9 @@ def _read_files(args: argparse.Namespace) -> dict[str, str]:
         try:
             given[part] = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise Refused(f"--{part} {path}: {exc.strerror or exc}") from exc
+            raise CliError(f"--{part} {path}: {exc.strerror or exc}") from exc
         except UnicodeDecodeError as exc:
-            raise Refused(f"--{part} {path}: not UTF-8 text") from exc
+            raise CliError(f"--{part} {path}: not UTF-8 text") from exc
     return given
 
 
@@ -309,7 +290,7 @@ def _publish(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str
 
 def _diff(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) -> int:
     if args.version < 1:
-        raise Refused("VERSION must be 1 or more (version 0 is the shipped default itself)")
+        raise CliError("VERSION must be 1 or more (version 0 is the shipped default itself)")
     result = templates.diff(ctx, args.key, args.locale, args.version)
     if not result["default_changed"]:
         print(
@@ -428,13 +409,13 @@ def _run_editor(path: Path) -> None:
     try:
         command = shlex.split(editor)
     except ValueError as exc:
-        raise Refused(f"$EDITOR {editor!r}: {exc}") from exc
+        raise CliError(f"$EDITOR {editor!r}: {exc}") from exc
     try:
         status = subprocess.call([*command, str(path)])
     except OSError as exc:
-        raise Refused(f"cannot run the editor {command[0]!r}: {exc.strerror or exc}") from exc
+        raise CliError(f"cannot run the editor {command[0]!r}: {exc.strerror or exc}") from exc
     if status != 0:
-        raise Refused(f"the editor {command[0]!r} exited with status {status}; nothing was saved")
+        raise CliError(f"the editor {command[0]!r} exited with status {status}; nothing was saved")
 
 
 def _ask_again() -> bool:

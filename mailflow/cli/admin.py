@@ -12,21 +12,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any
 
+from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
 from mailflow.services import accounts
 from mailflow.services.errors import Conflict, InvalidInput
 
 ROLES = [role.value for role in accounts.Role]
 
 
-class Refused(Exception):
-    """A problem to report in one line (``run`` turns it into the CLI's ``CliError``)."""
-
-
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``admin`` and its commands to the top-level subparsers ``sub``."""
-    parser = sub.add_parser("admin", help="console users (the /admin pages)")
+    parser = command(sub, "admin", _create_user, help="console users (the /admin pages)")
     commands = parser.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     create = commands.add_parser(
         "create-user",
@@ -51,51 +47,40 @@ def read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         if not line:
-            raise Refused("--password-stdin: standard input is empty")
+            raise CliError("--password-stdin: standard input is empty")
         return line.rstrip("\r\n")
     try:
         interactive = sys.stdin is not None and sys.stdin.isatty()
     except (ValueError, OSError):
         interactive = False
     if not interactive:
-        raise Refused("no terminal to ask for the password on: pipe it in with --password-stdin")
+        raise CliError("no terminal to ask for the password on: pipe it in with --password-stdin")
     password = getpass.getpass("Password: ")
     if len(password) < accounts.MIN_PASSWORD_LENGTH:
-        raise Refused(
+        raise CliError(
             f"the password must be at least {accounts.MIN_PASSWORD_LENGTH} characters; "
             "nothing was created"
         )
     if getpass.getpass("Password again: ") != password:
-        raise Refused("the two passwords differ; nothing was created")
+        raise CliError("the two passwords differ; nothing was created")
     return password
 
 
 def _create_user(args: argparse.Namespace) -> int:
-    from mailflow.cli import _load, _system
-
     email = accounts.normalized_email(args.email)
     if email is None:
-        raise Refused(f"{args.email!r} is not a valid email address")
-    loaded = _load(args)
+        raise CliError(f"{args.email!r} is not a valid email address")
+    loaded = load_settings(args)
     password = read_password(args.password_stdin)
-    system = _system(loaded)
+    system = open_system(loaded)
     try:
         user = accounts.create_user(system.services, email, args.role, password)
     except InvalidInput as exc:
-        raise Refused(f"{exc.field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
+        raise CliError(f"{exc.field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
     except Conflict as exc:
-        raise Refused(f"{exc.message}; nothing was changed") from exc
+        raise CliError(f"{exc.message}; nothing was changed") from exc
     finally:
         system.close()
     base = loaded.settings.server.base_url
     print(f"console user {user.email} ({user.role.value}) created; sign in at {base}/admin/login")
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    from mailflow.cli import CliError
-
-    try:
-        return _create_user(args)
-    except Refused as exc:
-        raise CliError(str(exc)) from exc
