@@ -1,9 +1,19 @@
-"""Fixtures: databases (SQLite file and PostgreSQL), an SMTP relay, a system, an API client.
+"""The shared fixtures: databases (SQLite file and PostgreSQL), the SMTP relay, a system, an
+API client, and for the browser tests a headless Chromium, a live uvicorn and the screenshots'
+folder.
 
 Tests marked ``postgres`` run against both SQLite and PostgreSQL. PostgreSQL is at
 ``MAILFLOW_TEST_PG_URL`` (default: the local cluster, role mailflow); each test run creates its
 own database and drops it at the end. Under CI (``CI=true``) an unreachable PostgreSQL fails
 the run instead of skipping.
+
+The browser is the system's Chromium (``/usr/bin/chromium``; ``.ci/run`` installs it) driven
+by Playwright for Python. Without it the browser tests skip on a workstation and fail under CI,
+so a CI image that lost its browser cannot pass silently.
+
+Screenshots go to a temporary folder, so a test run never changes the repository;
+``python -m pytest tests/browser --screenshots docs/screenshots`` refreshes the pictures the
+docs show.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,13 +35,36 @@ from mailflow.bootstrap import System, build
 from mailflow.config import Settings
 from mailflow.store import migrate
 from mailflow.store.database import Database
-from tests.support import MovableClock, RelayHandler, smtp_relay
+from tests.support import MovableClock, RelayHandler, live_server, smtp_relay
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 PG_ADMIN_URL = os.environ.get(
     "MAILFLOW_TEST_PG_URL", "postgresql+psycopg://mailflow:mailflow@127.0.0.1/postgres"
 )
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 API_TOKEN = "test-token-" + "x" * 24
 SECRET = "test-secret-" + "k" * 40
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="write the browser tests' screenshots here (docs/screenshots to refresh the "
+        "docs' pictures); by default a temporary folder",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +128,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def relay() -> Iterator[tuple[RelayHandler, int]]:
-    with smtp_relay() as (handler, port):
-        yield handler, port
+    with smtp_relay(RelayHandler()) as running:
+        yield running
 
 
 @pytest.fixture
@@ -167,3 +200,73 @@ def web(system: System) -> Iterator[TestClient]:
 
     with TestClient(create_app(system), base_url="http://mailflow.test") as client:
         yield client
+
+
+# --- browser tests ---------------------------------------------------------------------------
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests need Chromium under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module (each test opens its own context)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        _unavailable(f"Playwright for Python is not installed: {exc}")
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            _unavailable(f"Chromium at {CHROMIUM} does not start: {exc}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def module_relay() -> Iterator[tuple[RelayHandler, int]]:
+    with smtp_relay(RelayHandler()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def live_system(
+    migrated_sqlite: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_relay: tuple[RelayHandler, int],
+) -> Iterator[System]:
+    """A system on its own SQLite file, for the whole module, on a clock that stands still."""
+    path = tmp_path_factory.mktemp("browser") / "mailflow.db"
+    shutil.copyfile(migrated_sqlite, path)
+    system = build(make_settings(f"sqlite:///{path}", module_relay[1]), clock=MovableClock())
+    try:
+        yield system
+    finally:
+        system.close()
+
+
+@pytest.fixture(scope="module")
+def server(live_system: System) -> Iterator[str]:
+    """The app on a real uvicorn; its base URL."""
+    with live_server(live_system) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def screenshots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save their screenshots (``--screenshots``, else a temporary
+    folder of this run)."""
+    chosen = request.config.getoption("screenshots")
+    if chosen is None:
+        return tmp_path_factory.mktemp("screenshots")
+    folder = Path(chosen).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from aiosmtpd.controller import Controller
@@ -85,9 +85,12 @@ class RelayHandler:
             return [r.message for r in self.received]
 
 
+Handler = TypeVar("Handler")
+
+
 @contextmanager
-def smtp_relay() -> Iterator[tuple[RelayHandler, int]]:
-    handler = RelayHandler()
+def smtp_relay(handler: Handler) -> Iterator[tuple[Handler, int]]:
+    """An aiosmtpd server on 127.0.0.1 with ``handler``, and its port, while in the block."""
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
@@ -158,3 +161,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+def context_options(**overrides: Any) -> dict[str, Any]:
+    """A desktop browser in French, 1280 pixels wide, unless overridden (browser tests)."""
+    return {"viewport": {"width": 1280, "height": 900}, "locale": "fr-FR", **overrides}

@@ -5,7 +5,7 @@ publishes, and the next email uses the new version; customer service records a w
 a wrong password and a form without its CSRF token get nothing; a dead message is retried
 from the outbox and delivered; the inbox shows a message four ways. No page may log a console
 error (a CSP violation is one), throw a script error, or ask another host for anything; on a
-phone no page scrolls sideways. Screenshots go to ``docs/screenshots/admin-*.png``.
+phone no page scrolls sideways. Screenshots are saved as ``admin-*.png`` (``--screenshots``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from mailflow.schemas import BuyerIn, ItemIn, OrderIn, SellerIn
 from mailflow.services import accounts, orders, sales, sellers
 from mailflow.services import console as console_service
 from mailflow.services.context import ServiceContext
-from tests.browser.conftest import context_options
-from tests.support import RelayHandler, deliver, html_of
+from tests.support import RelayHandler, context_options, deliver, html_of
 
 try:
     from playwright.sync_api import expect

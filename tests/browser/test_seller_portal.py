@@ -4,7 +4,7 @@ A seller logs in from the emailed link, refuses a sale from "Toutes les commande
 another with a message that the buyer then receives, and reads the rate chart. Every page is
 checked for what a browser alone can tell: no CSP violation or script error, nothing loaded
 from another host, a phone-width list without sideways scrolling, forms usable from the
-keyboard. Screenshots of each page go to ``docs/screenshots/seller-*.png``.
+keyboard. Screenshots of each page are saved as ``seller-*.png`` (``--screenshots``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ from mailflow.schemas import OrderIn, SellerIn
 from mailflow.services import orders, sales, sellers
 from mailflow.services.context import ServiceContext
 from mailflow.store.models import OutboxMessage
-from tests.browser.conftest import context_options
-from tests.support import MovableClock, RelayHandler, deliver, path_of, text_of, wait_for
+from tests.support import (
+    MovableClock,
+    RelayHandler,
+    context_options,
+    deliver,
+    path_of,
+    text_of,
+    wait_for,
+)
 
 try:
     from playwright.sync_api import expect

@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -21,7 +21,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -43,6 +42,7 @@ from tests.support import (
     free_port,
     html_of,
     links_in,
+    smtp_relay,
     text_of,
     wait_for,
 )
@@ -110,16 +110,8 @@ class CountingRelay(RelayHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
-@contextmanager
-def counting_relay() -> Iterator[tuple[CountingRelay, int]]:
-    handler = CountingRelay()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+def counting_relay() -> AbstractContextManager[tuple[CountingRelay, int]]:
+    return smtp_relay(CountingRelay())
 
 
 @contextmanager

@@ -32,11 +32,10 @@ from typing import Any
 
 import httpx2
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, text
 
 from tests.conftest import _truncate_pg
-from tests.support import free_port
+from tests.support import free_port, smtp_relay
 
 pytestmark = pytest.mark.postgres
 
@@ -91,14 +90,8 @@ class CountingRelay:
 
 @pytest.fixture
 def counting_relay() -> Iterator[tuple[CountingRelay, int]]:
-    handler = CountingRelay()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with smtp_relay(CountingRelay()) as running:
+        yield running
 
 
 @pytest.fixture
