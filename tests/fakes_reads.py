@@ -54,7 +54,9 @@ class FakeSellers:
         self.rows: dict[int, SellerProfile] = {}
 
     def create(self, name: str, email: str, locale: str, created_at: datetime) -> SellerProfile:
-        seller = SellerProfile(len(self.rows) + 1, name, email, locale, created_at, None, "ok")
+        seller = SellerProfile(
+            len(self.rows) + 1, name, email, locale, created_at, None, "ok", None, 0
+        )
         self.rows[seller.id] = seller
         return seller
 

@@ -15,27 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailflow.mail import contexts
-from mailflow.mail.contexts import (
-    BuyerVars,
-    EventVars,
-    LinkVars,
-    LoginLinkEmail,
-    OrderVars,
-    PaymentVars,
-    RateVars,
-    SaleChangeEmail,
-    SaleOrderEmail,
-    SaleVars,
-    SellerCancelEmail,
-    SellerVars,
-    TierEmail,
-)
 
 _CREATED = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 _NOW = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 _BASE = "https://marketplace.example/s/"
 
-_SALE = SaleVars(
+_SALE = contexts.SaleVars(
     id=12,
     title="Le Petit Prince (édition 1999)",
     sku="LPP-1943",
@@ -49,16 +34,18 @@ _SALE = SaleVars(
     created_at=_CREATED,
     deadline=_CREATED + timedelta(hours=48),
 )
-_ORDER = OrderVars(id=3, external_id="CMD-2026-0042")
-_SELLER = SellerVars(id=7, name="Librairie Dupont", email="ventes@librairie-dupont.example")
-_BUYER = BuyerVars(name="Éloïse Müller", email="eloise@example.org")
-_LINKS = LinkVars(
+_ORDER = contexts.OrderVars(id=3, external_id="CMD-2026-0042")
+_SELLER = contexts.SellerVars(
+    id=7, name="Librairie Dupont", email="ventes@librairie-dupont.example"
+)
+_BUYER = contexts.BuyerVars(name="Éloïse Müller", email="eloise@example.org")
+_LINKS = contexts.LinkVars(
     accept=_BASE + "eyJzIjoxMiwiYSI6ImFjY2VwdCJ9.sample.accept",
     refuse=_BASE + "eyJzIjoxMiwiYSI6InJlZnVzZSJ9.sample.refuse",
     view=_BASE + "eyJzIjoxMiwiYSI6InZpZXcifQ.sample.view",
 )
 _MESSAGE = "Bonjour,\nLe dernier exemplaire a été abîmé pendant l'emballage.\nToutes mes excuses."
-_RATE = RateVars(
+_RATE = contexts.RateVars(
     value=2 / 32,
     threshold=0.05,
     warning_at=0.04,
@@ -113,37 +100,37 @@ class EmailKind:
         return copy.deepcopy(self.sample)
 
 
-def _order_sample() -> SaleOrderEmail:
-    return SaleOrderEmail(_SALE, _ORDER, _SELLER, _BUYER, _LINKS)
+def _order_sample() -> contexts.SaleOrderEmail:
+    return contexts.SaleOrderEmail(_SALE, _ORDER, _SELLER, _BUYER, _LINKS)
 
 
-def _change_sample(status: str, payment: str, actor: str, **sale: Any) -> SaleChangeEmail:
+def _change_sample(status: str, payment: str, actor: str, **sale: Any) -> contexts.SaleChangeEmail:
     refunded = payment == "refunded"
     cancelled = status == "cancelled"
-    return SaleChangeEmail(
+    return contexts.SaleChangeEmail(
         replace(_SALE, status=status, **sale),
         _ORDER,
         _SELLER,
         _BUYER,
-        PaymentVars(
+        contexts.PaymentVars(
             state=payment,
             amount_cents=1250,
             refunded_cents=1250 if refunded else 0,
             commission_cents=125 if cancelled else 0,
             currency="EUR",
         ),
-        EventVars(actor=actor, channel="api", at=_NOW),
+        contexts.EventVars(actor=actor, channel="api", at=_NOW),
     )
 
 
-def _cancel_sample() -> SaleChangeEmail:
+def _cancel_sample() -> contexts.SaleChangeEmail:
     return _change_sample("cancelled", "refunded", "seller", reason="cannot_ship", message=_MESSAGE)
 
 
 def _tier_sample(
-    tier: str, rate: RateVars = _RATE, suspended_until: datetime | None = None
-) -> TierEmail:
-    return TierEmail(_SELLER, rate, tier, suspended_until, _NOW + timedelta(days=7), _NOW)
+    tier: str, rate: contexts.RateVars = _RATE, suspended_until: datetime | None = None
+) -> contexts.TierEmail:
+    return contexts.TierEmail(_SELLER, rate, tier, suspended_until, _NOW + timedelta(days=7), _NOW)
 
 
 def _fields(value: Any) -> dict[str, Any]:
@@ -203,7 +190,7 @@ KINDS: dict[str, EmailKind] = {
             "seller_sale_cancelled",
             "seller",
             "the seller cancelled the sale: confirmation and the new rate",
-            SellerCancelEmail(**_fields(_cancel_sample()), rate=_RATE),
+            contexts.SellerCancelEmail(**_fields(_cancel_sample()), rate=_RATE),
         ),
         EmailKind(
             "buyer_withdrawal_confirmed",
@@ -239,7 +226,7 @@ KINDS: dict[str, EmailKind] = {
             "seller_login_link",
             "seller",
             "a seller asks for a login link to the order list",
-            LoginLinkEmail(
+            contexts.LoginLinkEmail(
                 _SELLER, "https://marketplace.example/seller/login/eyJzZWxsZXIiOjd9.sample", 15
             ),
             (Requirement("login_url", ("txt", "html")),),

@@ -67,15 +67,13 @@ class Outbox:
         )
         return store.add(
             session,
-            store.NewMessage(
-                template=key,
-                locale=to.locale,
-                sender=sender_addr,
-                recipient=to.email,
-                subject=rendered.subject,
-                message_id=message_id,
-                body=body,
-                sale_id=sale_id,
-                at=now,
-            ),
+            template=key,
+            locale=to.locale,
+            sender=sender_addr,
+            recipient=to.email,
+            subject=rendered.subject,
+            message_id=message_id,
+            body=body,
+            sale_id=sale_id,
+            at=now,
         )

@@ -46,16 +46,9 @@ EMAIL_LINK_ACTIONS = (Action.ACCEPT, Action.REFUSE)
 
 @dataclass(frozen=True)
 class SaleSummary:
-    """What an action page shows of a sale."""
+    """What an action page shows of a sale: the sale as stored, and its deadline."""
 
-    id: int
-    title: str
-    sku: str
-    quantity: int
-    amount_cents: int
-    currency: str
-    status: str
-    updated_at: datetime
+    record: SaleRecord
     deadline: datetime
     """When a pending sale expires unless the seller accepts it."""
 
@@ -105,17 +98,8 @@ def possible(status: str) -> tuple[Action, ...]:
 
 
 def _summary(ctx: ServiceContext, sale: SaleRecord) -> SaleSummary:
-    deadline = sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
     return SaleSummary(
-        id=sale.id,
-        title=sale.title,
-        sku=sale.sku,
-        quantity=sale.quantity,
-        amount_cents=sale.amount_cents,
-        currency=sale.currency,
-        status=sale.status,
-        updated_at=sale.updated_at,
-        deadline=deadline,
+        sale, sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
     )
 
 
@@ -170,7 +154,9 @@ def act(ctx: ServiceContext, sale_id: int, action: Action, reason: Reason | None
         # Impossible from the state another request left: say so from that state, even
         # when it changed again since (the page tells what to do from where it is now).
         now = preview(ctx, sale_id, action)
-        return ActionOutcome(now.sale, now.locale, False, Hint(action, SaleStatus(now.sale.status)))
+        return ActionOutcome(
+            now.sale, now.locale, False, Hint(action, SaleStatus(now.sale.record.status))
+        )
     assert outcome.facts is not None
     about = outcome.facts
     return ActionOutcome(_summary(ctx, about.sale), about.seller.locale, outcome.changed, None)

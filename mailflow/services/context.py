@@ -8,10 +8,11 @@ from datetime import datetime
 from mailflow.clock import Clock
 from mailflow.config import PolicySettings
 from mailflow.links import LinkSigner
+from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
-from mailflow.services.ports import LoginStore, MailQueue, StandingStore, UnitOfWork
+from mailflow.services.ports import LoginStore, StandingStore, UnitOfWork
 from mailflow.store import logins, standings
 from mailflow.store.history import History
 from mailflow.store.listings import Listings
@@ -31,7 +32,7 @@ class SweepMemory:
 @dataclass(frozen=True)
 class ServiceContext:
     db: UnitOfWork
-    outbox: MailQueue
+    outbox: Outbox
     signer: LinkSigner
     policy: PolicySettings
     clock: Clock

@@ -1,6 +1,6 @@
 """What the write-side services need from the rest of the system, as interfaces.
 
-``bootstrap`` gives them the real parts: the database's unit of work, the outbox, and the
+``bootstrap`` gives them the real parts: the database's unit of work and the
 ``store`` modules themselves (a module whose functions match a protocol implements it). The
 unit tests give them in-memory fakes (``tests/fakes.py``), so a rule — which email an event
 sends, one tier email per entry — runs in microseconds without a database.
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from mailflow.domain.policy import Counts, Standing
-from mailflow.mail.outbox import Recipient
 from mailflow.store.database import Transaction
 from mailflow.store.logins import LinkRecord, UserRecord
 from mailflow.store.records import SellerRecord
@@ -25,19 +24,6 @@ class UnitOfWork(Protocol):
 
     def read(self) -> AbstractContextManager[Transaction]:
         """A transaction for reading only."""
-
-
-class MailQueue(Protocol):
-    def queue(
-        self,
-        session: Transaction,
-        key: str,
-        to: Recipient,
-        context: dict[str, Any],
-        sale_id: int | None = None,
-        sender: str | None = None,
-    ) -> int:
-        """Render ``key`` for ``to`` and queue it in the transaction; the outbox row's id."""
 
 
 class StandingStore(Protocol):

@@ -28,45 +28,36 @@ _table = table(OutboxMessage)
 _c = _table.c
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A composed email to write in the transaction that caused it."""
-
-    template: str
-    locale: str
-    sender: str
-    recipient: str
-    subject: str
-    message_id: str
-    body: bytes
-    sale_id: int | None
-    at: datetime
-
-
-def add(tx: Transaction, message: NewMessage) -> int:
-    """Write ``message``'s row, due now, in ``tx`` (a plain INSERT, no unit of work), and
-    wake the delivery worker once ``tx`` commits. The row's id."""
-    row_id = (
-        direct.connection(tx)
-        .execute(
-            _INSERT,
-            {
-                "template": message.template,
-                "locale": message.locale,
-                "sender": message.sender,
-                "recipient": message.recipient,
-                "subject": message.subject,
-                "message_id": message.message_id,
-                "body": message.body,
-                "sale_id": message.sale_id,
-                "status": QUEUED,
-                "attempts": 0,
-                "next_attempt_at": message.at,
-                "created_at": message.at,
-            },
-        )
-        .scalar_one()
-    )
+def add(
+    tx: Transaction,
+    *,
+    template: str,
+    locale: str,
+    sender: str,
+    recipient: str,
+    subject: str,
+    message_id: str,
+    body: bytes,
+    sale_id: int | None,
+    at: datetime,
+) -> int:
+    """Write a composed email's row, due ``at``, in ``tx`` (a plain INSERT, no unit of work),
+    and wake the delivery worker once ``tx`` commits. The row's id."""
+    values = {
+        "template": template,
+        "locale": locale,
+        "sender": sender,
+        "recipient": recipient,
+        "subject": subject,
+        "message_id": message_id,
+        "body": body,
+        "sale_id": sale_id,
+        "status": QUEUED,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+    row_id = direct.connection(tx).execute(_INSERT, values).scalar_one()
     mail_queued(tx)
     return int(row_id)
 

@@ -3,28 +3,28 @@ policy's store); they are read here as part of the profile."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from mailflow.store import models
 from mailflow.store.database import Database
+from mailflow.store.records import SellerRecord
 
-
-@dataclass(frozen=True)
-class SellerProfile:
-    id: int
-    name: str
-    email: str
-    locale: str
-    created_at: datetime
-    suspended_until: datetime | None
-    tier: str
+SellerProfile = SellerRecord
+"""A seller as the API and the portal show one: the seller's row."""
 
 
 def _profile(row: models.Seller) -> SellerProfile:
     assert row.id is not None
-    return SellerProfile(
-        row.id, row.name, row.email, row.locale, row.created_at, row.suspended_until, row.tier
+    return SellerRecord(
+        row.id,
+        row.name,
+        row.email,
+        row.locale,
+        row.created_at,
+        row.suspended_until,
+        row.tier,
+        row.tier_since,
+        row.tier_version,
     )
 
 

@@ -63,24 +63,28 @@ def _seller_locale(system: System, payload: object) -> str | None:
 def _view(system: System, pages: Pages, preview: ActionPreview) -> HTMLResponse:
     sale = preview.sale
     buttons = [
-        {"action": a.value, "url": f"/s/{system.signer.sale_token(sale.id, a.value)}"}
+        {"action": a.value, "url": f"/s/{system.signer.sale_token(sale.record.id, a.value)}"}
         for a in preview.link_actions
     ]
     return pages.render(
-        "view.html.j2", preview.locale, buttons=buttons, sale=sale, deadline=sale.deadline
+        "view.html.j2", preview.locale, buttons=buttons, sale=sale.record, deadline=sale.deadline
     )
 
 
 def _already(pages: Pages, sale: SaleSummary, locale: str) -> HTMLResponse:
     return pages.render(
-        "already.html.j2", locale, since=sale.updated_at, sale=sale, deadline=sale.deadline
+        "already.html.j2",
+        locale,
+        since=sale.record.updated_at,
+        sale=sale.record,
+        deadline=sale.deadline,
     )
 
 
 def _impossible(pages: Pages, sale: SaleSummary, locale: str, hint: Hint) -> HTMLResponse:
     words = i18n.hint_for(hint.action, hint.status, locale)
     return pages.render(
-        "conflict.html.j2", locale, 409, hint=words, sale=sale, deadline=sale.deadline
+        "conflict.html.j2", locale, 409, hint=words, sale=sale.record, deadline=sale.deadline
     )
 
 
@@ -102,7 +106,7 @@ def show(request: Request, token: str, system: SystemDep, pages: PagesDep) -> HT
         preview.locale,
         action=link.action,
         reasons=[r.value for r in Reason],
-        sale=sale,
+        sale=sale.record,
         deadline=sale.deadline,
     )
 
@@ -146,5 +150,5 @@ def _act(
     if not outcome.changed:
         return _already(pages, sale, outcome.locale)
     return pages.render(
-        "done.html.j2", outcome.locale, action=link.action, sale=sale, deadline=sale.deadline
+        "done.html.j2", outcome.locale, action=link.action, sale=sale.record, deadline=sale.deadline
     )
