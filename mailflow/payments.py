@@ -9,6 +9,7 @@ for email, so a provider outage never loses a refund.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -18,31 +19,27 @@ from mailflow.store import ledger
 from mailflow.store.database import Transaction
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One sale's money going from ``before`` to ``after`` at ``at``."""
+
+    sale_id: int
+    before: Money
+    after: Money
+    currency: str
+    at: datetime
+
+
 class PaymentGateway(Protocol):
-    def settle(
-        self,
-        session: Transaction,
-        sale_id: int,
-        before: Money,
-        after: Money,
-        currency: str,
-        at: datetime,
-    ) -> None:
-        """Carry out the change from ``before`` to ``after`` for one sale."""
+    def settle(self, session: Transaction, settlement: Settlement) -> None:
+        """Carry out ``settlement`` in the transaction of the change that caused it."""
 
 
 class Ledger:
     """Records each movement as a ledger entry: capture, release, refund, commission, payout."""
 
-    def settle(
-        self,
-        session: Transaction,
-        sale_id: int,
-        before: Money,
-        after: Money,
-        currency: str,
-        at: datetime,
-    ) -> None:
+    def settle(self, session: Transaction, settlement: Settlement) -> None:
+        before, after = settlement.before, settlement.after
         entries: list[tuple[str, Decimal]] = []
         if after.state is not before.state:
             match after.state:
@@ -60,7 +57,9 @@ class Ledger:
         ledger.add(
             session,
             [
-                ledger.Entry(sale_id, kind, to_cents(amount), currency, at)
+                ledger.Entry(
+                    settlement.sale_id, kind, to_cents(amount), settlement.currency, settlement.at
+                )
                 for kind, amount in entries
             ],
         )

@@ -27,6 +27,7 @@ from mailflow.domain.sales import (
     plan,
     sources_of,
 )
+from mailflow.payments import Settlement
 from mailflow.services import policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.dispatch import dispatch
@@ -174,7 +175,9 @@ def _record(
         }
         store.update_payment(tx, event.sale_id, values)
         about = replace(about, payment=replace(payment, **values))
-        ctx.payments.settle(tx, event.sale_id, before, after, payment.currency, event.at)
+        ctx.payments.settle(
+            tx, Settlement(event.sale_id, before, after, payment.currency, event.at)
+        )
     if event.action is Action.REFUSE and event.reason == Reason.OUT_OF_STOCK.value:
         # The seller guide: a refusal for lack of stock takes the listing off sale.
         store.take_listing_off_sale(tx, about.sale.listing_id, event.at)

@@ -5,6 +5,7 @@ in a sandboxed frame, its text part, the raw message, and the links it carries."
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -155,18 +156,6 @@ def outbox_page(
     )
 
 
-@router.get("/outbox/{message_id}", response_class=HTMLResponse)
-def outbox_message_page(
-    request: Request,
-    message_id: IdPath,
-    user: ConsoleUserDep,
-    ctx: ServicesDep,
-    view: str | None = None,
-) -> HTMLResponse:
-    row = console.outbox_message(ctx, message_id)
-    return _message_page(request, "outbox", message_id, row, row.body, view)
-
-
 def _message_page(
     request: Request, kind: str, message_id: int, row: Any, raw: bytes, view: str | None
 ) -> HTMLResponse:
@@ -182,16 +171,6 @@ def _message_page(
         view=_view_of(view, shown),
         base=f"/admin/{kind}/{message_id}",
     )
-
-
-@router.get("/outbox/{message_id}/html", response_class=HTMLResponse)
-def outbox_frame(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> HTMLResponse:
-    return _frame(console.outbox_message(ctx, message_id).body)
-
-
-@router.get("/outbox/{message_id}/message.eml")
-def outbox_eml(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> Response:
-    return _eml(console.outbox_message(ctx, message_id).body, f"outbox-{message_id}")
 
 
 @router.post("/outbox/{message_id}/retry")
@@ -230,23 +209,31 @@ def inbox_page(
     )
 
 
-@router.get("/inbox/{message_id}", response_class=HTMLResponse)
-def inbox_message_page(
-    request: Request,
-    message_id: IdPath,
-    user: ConsoleUserDep,
-    ctx: ServicesDep,
-    view: str | None = None,
-) -> HTMLResponse:
-    row = console.inbox_message(ctx, message_id)
-    return _message_page(request, "inbox", message_id, row, row.raw, view)
+def _message_routes(
+    kind: str, load: Callable[[ServiceContext, int], Any], raw_of: Callable[[Any], bytes]
+) -> None:
+    """The routes of one message of the ``kind`` box (outbox or inbox): its page, its HTML in
+    a sandboxed frame, and the message as an .eml file."""
+
+    @router.get(f"/{kind}/{{message_id}}", response_class=HTMLResponse, name=f"{kind}_message")
+    def page(
+        request: Request,
+        message_id: IdPath,
+        user: ConsoleUserDep,
+        ctx: ServicesDep,
+        view: str | None = None,
+    ) -> HTMLResponse:
+        row = load(ctx, message_id)
+        return _message_page(request, kind, message_id, row, raw_of(row), view)
+
+    @router.get(f"/{kind}/{{message_id}}/html", response_class=HTMLResponse, name=f"{kind}_frame")
+    def frame(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> HTMLResponse:
+        return _frame(raw_of(load(ctx, message_id)))
+
+    @router.get(f"/{kind}/{{message_id}}/message.eml", name=f"{kind}_eml")
+    def eml(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> Response:
+        return _eml(raw_of(load(ctx, message_id)), f"{kind}-{message_id}")
 
 
-@router.get("/inbox/{message_id}/html", response_class=HTMLResponse)
-def inbox_frame(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> HTMLResponse:
-    return _frame(console.inbox_message(ctx, message_id).raw)
-
-
-@router.get("/inbox/{message_id}/message.eml")
-def inbox_eml(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> Response:
-    return _eml(console.inbox_message(ctx, message_id).raw, f"inbox-{message_id}")
+_message_routes("outbox", console.outbox_message, lambda row: row.body)
+_message_routes("inbox", console.inbox_message, lambda row: row.raw)
