@@ -6,6 +6,7 @@ line of printable text, so nothing a caller sends can add a header to an email.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -21,10 +22,31 @@ MAX_UNIT_PRICE = Decimal("1000000.00")
 MAX_ID = 2**31 - 1
 
 
+# Characters that change what a reader sees without being seen: the bidirectional embeddings,
+# overrides and isolates (U+202A–202E, U+2066–2069), the direction marks, and the invisible
+# spaces, joiners and operators that are not needed to write any language. A name holding one
+# can show in a To: header as something it is not. (Zero-width joiner and non-joiner stay
+# allowed: emoji sequences and Persian or Indic scripts need them.)
+INVISIBLE = frozenset(
+    "\u061c\u180e\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def _visible(value: str) -> None:
+    hidden = next((c for c in value if c in INVISIBLE), None)
+    if hidden is not None:
+        raise ValueError(
+            f"must not contain invisible or bidirectional control characters (U+{ord(hidden):04X})"
+        )
+
+
 def _one_line(value: str) -> str:
     # Cc: C0 and C1 controls and DEL; Zl, Zp: line and paragraph separators.
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         raise ValueError("must be one line of text without control characters")
+    _visible(value)
     value = value.strip()
     if not value:
         raise ValueError("must not be blank")
@@ -34,6 +56,7 @@ def _one_line(value: str) -> str:
 def _email(value: str) -> str:
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         raise ValueError("must not contain control characters or line breaks")
+    _visible(value)
     try:
         # Syntax only: mailflow must work offline, so no DNS look-up. Addresses must be
         # deliverable without SMTPUTF8; an internationalized domain is kept in its ASCII form.
@@ -51,6 +74,9 @@ def _locale(value: str) -> str:
 
 def _price(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError('must be a decimal string such as "12.50"')
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        # Plain digits only: no spaces, signs, exponents or digit separators ("1e2", " 12.50").
         raise ValueError('must be a decimal string such as "12.50"')
     try:
         amount = Decimal(str(value))
@@ -97,7 +123,7 @@ class ItemIn(_Input):
     seller_id: int = Field(ge=1, le=MAX_ID)
     sku: Annotated[Text, Field(max_length=100)]
     title: Annotated[Text, Field(max_length=300)]
-    quantity: int = Field(default=1, ge=1, le=10_000)
+    quantity: int = Field(default=1, ge=1, le=10_000, strict=True)
     unit_price: Price
 
 

@@ -102,6 +102,17 @@ CONTROL_CHARACTERS = [
     pytest.param("\u2028", id="line-separator"),
     pytest.param("\u2029", id="paragraph-separator"),
 ]
+# Shown as nothing, or turning the text around: a name holding one spoofs a To: header.
+INVISIBLE_CHARACTERS = [
+    pytest.param("\u202e", id="right-to-left-override"),
+    pytest.param("\u202a", id="left-to-right-embedding"),
+    pytest.param("\u2066", id="left-to-right-isolate"),
+    pytest.param("\u2069", id="pop-directional-isolate"),
+    pytest.param("\u200f", id="right-to-left-mark"),
+    pytest.param("\u200b", id="zero-width-space"),
+    pytest.param("\u2060", id="word-joiner"),
+    pytest.param("\ufeff", id="byte-order-mark"),
+]
 
 
 BAD_SELLERS = [
@@ -166,6 +177,24 @@ class TestSellerInput:
         before = _counts(system)
         _assert_invalid(api.post("/api/v1/sellers", json=body), field)
         assert _counts(system) == before
+
+    @pytest.mark.parametrize("char", INVISIBLE_CHARACTERS)
+    def test_invisible_and_bidirectional_controls_are_refused_in_the_name(
+        self, api: TestClient, system: System, char: str
+    ) -> None:
+        before = _counts(system)
+        response = api.post("/api/v1/sellers", json={**_seller_body(), "name": f"Bob{char}x"})
+        _assert_invalid(response, "name")
+        assert "invisible or bidirectional" in response.text
+        assert _counts(system) == before
+
+    def test_joiners_that_scripts_and_emoji_need_are_kept(self, api: TestClient) -> None:
+        family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one emoji, joined by ZWJ
+        persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # "I want", with a ZWNJ
+        name = f"Famille {family} {persian}"
+        response = api.post("/api/v1/sellers", json={**_seller_body(), "name": name})
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == name
 
     def test_good_seller_is_created_with_its_values(self, api: TestClient) -> None:
         response = api.post("/api/v1/sellers", json={**_seller_body(), "locale": "en"})
@@ -254,6 +283,9 @@ BAD_ORDERS = [
     _bad("items.0.quantity", None),
     _bad("items.0.quantity", 10_001),
     _bad("items.0.quantity", 10**30, "10**30"),
+    _bad("items.0.quantity", "2", "string-2"),
+    _bad("items.0.quantity", True, "true"),
+    _bad("items.0.quantity", 2.0, "float-2.0"),
     _bad("items.0.unit_price", MISSING),
     _bad("items.0.unit_price", "abc"),
     _bad("items.0.unit_price", ""),
@@ -276,6 +308,13 @@ BAD_ORDERS = [
     _bad("items.0.unit_price", 1e30),
     _bad("items.0.unit_price", 10**30, "10**30"),
     _bad("items.0.unit_price", "9" * 40, "40-nines"),
+    _bad("items.0.unit_price", " 12.50", "leading-space"),
+    _bad("items.0.unit_price", "12.50 ", "trailing-space"),
+    _bad("items.0.unit_price", "1e2", "exponent"),
+    _bad("items.0.unit_price", "+12.50", "plus-sign"),
+    _bad("items.0.unit_price", "1_000", "digit-separator"),
+    _bad("items.0.unit_price", "12.", "trailing-point"),
+    _bad("items.0.unit_price", ".50", "leading-point"),
     _bad("items.0.discount", "5", "extra"),
     _bad("currency", "EURO"),
     _bad("currency", "xyz"),
@@ -327,6 +366,20 @@ class TestOrderInput:
     ) -> None:
         before = _counts(system)
         body = _with(factories.order_body(seller_id), field, make(char))
+        _assert_invalid(api.post("/api/v1/orders", json=body), field)
+        assert _counts(system) == before
+
+    @SQLITE_ONLY
+    @pytest.mark.parametrize("char", INVISIBLE_CHARACTERS)
+    @pytest.mark.parametrize(
+        "field", ["buyer.name", "buyer.email", "items.0.sku", "items.0.title", "external_id"]
+    )
+    def test_invisible_and_bidirectional_controls_are_refused(
+        self, api: TestClient, system: System, seller_id: int, field: str, char: str
+    ) -> None:
+        before = _counts(system)
+        value = f"bob{char}x@mail.example" if field == "buyer.email" else f"Le Petit{char}Prince"
+        body = _with(factories.order_body(seller_id), field, value)
         _assert_invalid(api.post("/api/v1/orders", json=body), field)
         assert _counts(system) == before
 
