@@ -21,7 +21,7 @@ import jinja2
 from jinja2 import filters as jinja_filters
 from jinja2 import nodes, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateRuntimeError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_RENDER_SECONDS = 2.0
@@ -71,11 +71,26 @@ class _BoundedCodegen(CodeGenerator):
         self.write("))")
 
 
+def _shown(value: Any) -> Any:
+    """What ``{{ … }}`` may print: a value, not a function or an object whose only text is
+    Python's ``<… object at 0x…>`` (``{{ cycler }}``, ``{{ lipsum }}``, ``{{ cycler(1, 2) }}``),
+    which would leak the process's memory addresses into an email."""
+    if isinstance(value, jinja2.Undefined):
+        return value  # it raises its own error ("… is undefined", "unsafe") when printed
+    own_text = any("__str__" in vars(k) or "__repr__" in vars(k) for k in type(value).__mro__[:-1])
+    if callable(value) or not own_text:
+        raise TemplateRuntimeError(
+            "a function or an object cannot be shown as text: call it or show one of its values"
+        )
+    return value
+
+
 class LimitedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _BoundedCodegen
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("finalize", _shown)
         super().__init__(*args, **kwargs)
         self.budget = _Budget()
         self.globals["range"] = self._range

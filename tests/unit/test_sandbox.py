@@ -341,3 +341,34 @@ def test_jinja_still_compiles_a_concatenation_through_the_bounded_visitor() -> N
     # release that compiles ``~`` another way would silently lift the size bound.
     source = LimitedSandbox().compile("{{ a ~ b }}", raw=True)
     assert "environment.bounded_concat(" in source
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ cycler }}",
+        "{{ lipsum }}",
+        "{{ joiner }}",
+        "{{ range }}",
+        "{{ cycler(1, 2) }}",
+        "{{ joiner(',') }}",
+        "{{ sale.title.upper }}",
+    ],
+)
+@pytest.mark.parametrize("part", ["subject", "text", "html"])
+def test_a_function_or_an_object_is_refused_rather_than_shown_with_its_address(
+    renderer: Renderer, part: str, payload: str
+) -> None:
+    with pytest.raises(TemplateError) as caught:
+        _render(renderer, part, payload)
+    assert "cannot be shown as text" in caught.value.message
+    assert "0x" not in caught.value.message
+
+
+def test_what_functions_give_is_still_shown(renderer: Renderer) -> None:
+    payload = (
+        "{% set c = cycler('a', 'b') %}{{ c.next() }}{{ c.next() }} {{ lipsum(1, false, 2, 3) }}"
+    )
+    rendered = _render(renderer, "text", payload)
+    assert rendered.text.startswith("ab ")
+    assert "0x" not in rendered.text
