@@ -70,14 +70,14 @@ def search_sales(
 def sale_detail(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:
     """The sale as the API shows it (payment, events), with its order, seller, buyer and the
     emails queued about it."""
-    view = sales_service.get_sale(ctx, sale_id)
-    detail = ctx.history.sale(sale_id)
-    assert detail is not None
-    seller, buyer = detail.seller, detail.buyer
+    with ctx.db.read() as tx:
+        about = sales_service.facts_of(tx, sale_id)
+        view = sales_service.sale_view(tx, about.sale, about.payment)
+    seller, buyer = about.seller, about.buyer
     return {
         **view,
-        "order": {"id": detail.order_id, "external_id": detail.order_external_id},
-        "seller": {"id": detail.seller_id, "name": seller.name, "email": seller.email},
+        "order": {"id": about.order.id, "external_id": about.order.external_id},
+        "seller": {"id": seller.id, "name": seller.name, "email": seller.email},
         "buyer": {"name": buyer.name, "email": buyer.email},
         "mail": ctx.messages.mail_about(sale_id),
     }

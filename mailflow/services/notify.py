@@ -123,18 +123,17 @@ def _to(person: Any) -> Recipient:
     return Recipient(person.name, person.email, person.locale)
 
 
-def preview_context(ctx: ServiceContext, tx: Transaction, key: str, sale: Any) -> dict[str, Any]:
-    """The context the emails about ``sale`` get, as the sending code builds it, for previews:
-    every group a sale email can have, with the sale's last event and the seller's rate now."""
-    found = sale_store.facts(tx, sale.id)
-    assert found is not None
-    context = sale_context(ctx, found)
-    context["links"] = as_context(_links(ctx, sale.id))
-    context["payment"] = as_context(_payment(found))
-    last = sale_store.last_event(tx, sale.id)
+def preview_context(ctx: ServiceContext, tx: Transaction, about: SaleFacts) -> dict[str, Any]:
+    """The context the emails about a sale get, as the sending code builds it, for previews:
+    every group a sale email can have, with the sale's last event and the seller's rate now.
+    ``about``: the sale with its parties, as ``tx`` read them."""
+    context = sale_context(ctx, about)
+    context["links"] = as_context(_links(ctx, about.sale.id))
+    context["payment"] = as_context(_payment(about))
+    last = sale_store.last_event(tx, about.sale.id)
     if last is not None:
         context["event"] = as_context(EventVars(last.actor, last.channel, last.at))
-    context["rate"] = as_context(_rate(ctx, tx, found.seller.id, ctx.clock()))
+    context["rate"] = as_context(_rate(ctx, tx, about.seller.id, ctx.clock()))
     return context
 
 

@@ -26,8 +26,10 @@ from mailflow.domain.sales import (
 from mailflow.services import accounts, notify, sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
-from mailflow.store.history import SaleDetail, SellerSale, SellerSaleFilter
+from mailflow.store.database import Transaction
+from mailflow.store.history import SellerSale, SellerSaleFilter
 from mailflow.store.messages import Slice
+from mailflow.store.records import SaleFacts
 from mailflow.store.sellers import SellerProfile
 
 PAGE_SIZE = 20
@@ -114,24 +116,26 @@ def list_sales(
     )
 
 
-def _own_sale(ctx: ServiceContext, seller_id: int, sale_id: int) -> SaleDetail:
-    sale = ctx.history.sale(sale_id) if 0 < sale_id <= MAX_ID else None
-    if sale is None or sale.seller_id != seller_id:
+def _own_sale(tx: Transaction, seller_id: int, sale_id: int) -> SaleFacts:
+    about = sales.facts_of(tx, sale_id)
+    if about.sale.seller_id != seller_id:
         raise NotFound(f"no sale {sale_id}")
-    return sale
+    return about
 
 
 def seller_sale(ctx: ServiceContext, seller_id: int, sale_id: int) -> dict[str, Any]:
     """One of the seller's sales: as the API shows it, plus what the sale page needs."""
-    sale = _own_sale(ctx, seller_id, sale_id)
-    payment = sale.payment
+    with ctx.db.read() as tx:
+        about = _own_sale(tx, seller_id, sale_id)
+        view = sales.sale_view(tx, about.sale, about.payment)
+    sale, payment = about.sale, about.payment
     return {
-        **sales.get_sale(ctx, sale_id),
+        **view,
         "message": sale.message,
         "amount_cents": sale.amount_cents,
         "deadline": _deadline(ctx, sale.created_at),
-        "external_id": sale.order_external_id,
-        "buyer_name": sale.buyer.name,
+        "external_id": about.order.external_id,
+        "buyer_name": about.buyer.name,
         "payment_state": payment.state if payment else None,
         "refunded_cents": payment.refunded_cents if payment else 0,
         "commission_cents": payment.commission_cents if payment else 0,
@@ -155,30 +159,24 @@ def cancel_preview(
     Raises ``Conflict`` (with a hint code) when the sale cannot be
     cancelled from its state, and ``NotFound`` for a sale that is not the seller's.
     """
-    sale = _own_sale(ctx, seller_id, sale_id)
-    try:
-        plan(Action.CANCEL, SaleStatus(sale.status))
-    except (AlreadyDone, IllegalTransition) as exc:
-        status = SaleStatus(sale.status)
-        raise Conflict(
-            f"cannot cancel a sale that is {status.value}",
-            code="illegal_transition",
-            hint=f"{Action.CANCEL.value}.{status.value}",
-            status=status.value,
-        ) from exc
-    # The context as the sending code builds it; notify reads it through the session given.
-    with ctx.db.read() as session:
-        context = notify.preview_context(ctx, session, BUYER_CANCEL_KEY, sale)
-    payment = sale.payment
+    with ctx.db.read() as tx:
+        about = _own_sale(tx, seller_id, sale_id)
+        status = SaleStatus(about.sale.status)
+        try:
+            plan(Action.CANCEL, status)
+        except (AlreadyDone, IllegalTransition) as exc:
+            raise Conflict(
+                f"cannot cancel a sale that is {status.value}",
+                code="illegal_transition",
+                hint=f"{Action.CANCEL.value}.{status.value}",
+                status=status.value,
+            ) from exc
+        # The context as the sending code builds it.
+        context = notify.preview_context(ctx, tx, about)
+    payment = about.payment
     assert payment is not None
-    locale = sale.buyer.locale
-    before = money.Money(
-        state=money.PaymentState(payment.state),
-        amount=money.from_cents(payment.amount_cents),
-        refunded=money.from_cents(payment.refunded_cents),
-        commission=money.from_cents(payment.commission_cents),
-        payout=money.from_cents(payment.payout_cents),
-    )
+    locale = about.buyer.locale
+    before = sales.money_of(payment)
     after = money.settle(Action.CANCEL, before, Decimal(str(ctx.policy.commission_rate)))
     context["sale"] = {
         **context["sale"],
@@ -199,7 +197,7 @@ def cancel_preview(
         "text": rendered.text,
         "html": rendered.html,
         "locale": locale,
-        "buyer_name": sale.buyer.name,
+        "buyer_name": about.buyer.name,
     }
 
 

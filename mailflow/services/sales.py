@@ -28,13 +28,14 @@ from mailflow.domain.sales import (
     sources_of,
 )
 from mailflow.payments import Settlement
+from mailflow.schemas import MAX_ID
 from mailflow.services import policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.dispatch import dispatch
 from mailflow.services.errors import Conflict, NotFound
 from mailflow.store import sales as store
 from mailflow.store.database import Transaction
-from mailflow.store.records import PaymentRecord, SaleFacts
+from mailflow.store.records import PaymentRecord, SaleFacts, SaleRecord
 
 # Transitions that move a seller's cancellation rate (acceptance and shipping do not).
 RATE_MOVES = frozenset({Action.REFUSE, Action.EXPIRE, Action.CANCEL, Action.WITHDRAW})
@@ -52,7 +53,8 @@ class Outcome:
     """The sale, its seller, order, buyer and payment as the transaction left them."""
 
 
-def _money_of(payment: PaymentRecord) -> money.Money:
+def money_of(payment: PaymentRecord) -> money.Money:
+    """The stored payment as the money rules take it."""
     return money.Money(
         state=money.PaymentState(payment.state),
         amount=money.from_cents(payment.amount_cents),
@@ -163,7 +165,7 @@ def _record(
     )
     payment = about.payment
     assert payment is not None
-    before = _money_of(payment)
+    before = money_of(payment)
     after = money.settle(event.action, before, Decimal(str(ctx.policy.commission_rate)))
     if after != before:
         values: dict[str, Any] = {
@@ -184,9 +186,11 @@ def _record(
     return about
 
 
-def sale_view(tx: Transaction, sale: Any, payment: Any = None) -> dict[str, Any]:
-    """The sale as the API shows it: status, payment and event history. ``sale`` and
-    ``payment`` are records (or models); the payment is read if not given."""
+def sale_view(
+    tx: Transaction, sale: SaleRecord, payment: PaymentRecord | None = None
+) -> dict[str, Any]:
+    """The sale as the API shows it: status, payment and event history; the payment is read
+    if not given."""
     if payment is None:
         payment = store.payment(tx, sale.id)
     events = store.history(tx, sale.id)
@@ -236,3 +240,12 @@ def get_sale(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:
         if sale is None:
             raise NotFound(f"no sale {sale_id}")
         return sale_view(session, sale)
+
+
+def facts_of(tx: Transaction, sale_id: int) -> SaleFacts:
+    """The sale with its seller, order, buyer and payment, read in ``tx``. Raises
+    ``NotFound``."""
+    about = store.facts(tx, sale_id) if 0 < sale_id <= MAX_ID else None
+    if about is None:
+        raise NotFound(f"no sale {sale_id}")
+    return about

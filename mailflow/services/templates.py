@@ -17,7 +17,7 @@ from mailflow.mail.formatting import SUPPORTED_LOCALES
 from mailflow.mail.outbox import Recipient
 from mailflow.mail.templates import PART_NAMES, TemplateError, TemplateSource
 from mailflow.mail.validation import Problem, validate
-from mailflow.services import notify
+from mailflow.services import notify, sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import InvalidInput, NotFound, ServiceError
 from mailflow.store.templates import Draft, TemplateVersion
@@ -195,12 +195,13 @@ def _context(ctx: ServiceContext, key: str, sale_id: int | None) -> dict[str, An
     kind = catalog.KINDS[key]
     if sale_id is None:
         return kind.sample_context()
-    sale = ctx.history.sale(sale_id)
-    if sale is None:
-        raise InvalidInput("sale_id", f"no sale {sale_id}")
-    # The context as the sending code builds it; notify reads it through the session given.
-    with ctx.db.read() as session:
-        context = notify.preview_context(ctx, session, key, sale)
+    # The context as the sending code builds it.
+    with ctx.db.read() as tx:
+        try:
+            about = sales.facts_of(tx, sale_id)
+        except NotFound as exc:
+            raise InvalidInput("sale_id", f"no sale {sale_id}") from exc
+        context = notify.preview_context(ctx, tx, about)
     # Variables the real sale cannot give (e.g. a tier email's dates) come from the sample.
     return {**kind.sample_context(), **context}
 

@@ -1,5 +1,6 @@
-"""Sales as the seller portal and the admin console read them: searches, one sale with its
-parties and payment, and the status history a seller's rate over time is computed from.
+"""Sales as the seller portal and the admin console list them: searches, and the status
+history a seller's rate over time is computed from (one sale with its parties is
+``store.sales.facts``).
 
 Every write to a sale goes through the sales service; nothing here changes one.
 """
@@ -15,7 +16,7 @@ from sqlmodel import col
 
 from mailflow.store.database import Database
 from mailflow.store.messages import Slice
-from mailflow.store.models import Buyer, Order, Payment, Sale, SaleEvent, Seller
+from mailflow.store.models import Order, Sale, SaleEvent, Seller
 
 
 @dataclass(frozen=True)
@@ -57,41 +58,6 @@ class SellerSaleFilter:
     status: str | None = None
     text: str = ""
     number: int | None = None
-
-
-@dataclass(frozen=True)
-class Person:
-    name: str
-    email: str
-    locale: str
-
-
-@dataclass(frozen=True)
-class Money:
-    """A sale's payment, in cents of the sale's currency."""
-
-    state: str
-    amount_cents: int
-    refunded_cents: int
-    commission_cents: int
-    payout_cents: int
-
-
-@dataclass(frozen=True)
-class SaleDetail:
-    """One sale with its order, seller, buyer and payment (None before there is one)."""
-
-    id: int
-    seller_id: int
-    order_id: int
-    order_external_id: str
-    status: str
-    message: str | None
-    amount_cents: int
-    created_at: datetime
-    seller: Person
-    buyer: Person
-    payment: Money | None
 
 
 @dataclass(frozen=True)
@@ -215,42 +181,6 @@ class History:
         )
         with self._db.read() as session:
             return [SellerSale(*row) for row in session.execute(statement)]
-
-    def sale(self, sale_id: int) -> SaleDetail | None:
-        statement = (
-            select(Sale, col(Order.external_id), Seller, Buyer, Payment)
-            .join(Order, col(Order.id) == col(Sale.order_id))
-            .join(Seller, col(Seller.id) == col(Sale.seller_id))
-            .join(Buyer, col(Buyer.id) == col(Order.buyer_id))
-            .outerjoin(Payment, col(Payment.sale_id) == col(Sale.id))
-            .where(col(Sale.id) == sale_id)
-        )
-        with self._db.read() as session:
-            found = session.execute(statement).first()
-        if found is None:
-            return None
-        sale, external_id, seller, buyer, payment = found
-        return SaleDetail(
-            id=sale.id,
-            seller_id=sale.seller_id,
-            order_id=sale.order_id,
-            order_external_id=external_id,
-            status=sale.status,
-            message=sale.message,
-            amount_cents=sale.amount_cents,
-            created_at=sale.created_at,
-            seller=Person(seller.name, seller.email, seller.locale),
-            buyer=Person(buyer.name, buyer.email, buyer.locale),
-            payment=None
-            if payment is None
-            else Money(
-                payment.state,
-                payment.amount_cents,
-                payment.refunded_cents,
-                payment.commission_cents,
-                payment.payout_cents,
-            ),
-        )
 
     def seller_of(self, sale_id: int) -> int | None:
         """The seller of the sale, or None when there is no such sale."""
