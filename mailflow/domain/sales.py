@@ -76,6 +76,12 @@ _RULES: dict[Action, tuple[frozenset[SaleStatus], SaleStatus]] = {
 }
 
 
+def hint_code(action: Action, status: SaleStatus) -> str:
+    """The code of what to do instead when ``action`` is impossible from ``status``
+    (``cancel.pending``): the services return it, the edges put it into words."""
+    return f"{action.value}.{status.value}"
+
+
 class SaleError(Exception):
     """Base of the errors a transition can raise."""
 

@@ -18,7 +18,7 @@ import string
 from collections.abc import Mapping
 from functools import cache
 
-from mailflow.domain.sales import Action, SaleStatus
+from mailflow.domain.sales import Action, SaleStatus, hint_code
 from mailflow.i18n.catalogs import translations
 from mailflow.i18n.languages import (
     DEFAULT_LOCALE,
@@ -100,12 +100,6 @@ def tn(locale: str | None, key: str, count: int, /, **values: object) -> str:
 
 def status_label(status: str, locale: str | None) -> str:
     return t(locale, f"status.{status}")
-
-
-def hint_code(action: Action, status: SaleStatus) -> str:
-    """The code of what to do instead when ``action`` is impossible from ``status`` (services
-    return it in ``Conflict.hint``; the edges word it with ``hint``)."""
-    return f"{action.value}.{status.value}"
 
 
 def hint(locale: str | None, code: str | None) -> str:

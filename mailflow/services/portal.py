@@ -25,7 +25,7 @@ from mailflow.domain.sales import (
 )
 from mailflow.services import accounts, notify, sales
 from mailflow.services.context import ServiceContext
-from mailflow.services.errors import Conflict, NotFound
+from mailflow.services.errors import NotFound
 from mailflow.store.database import Transaction
 from mailflow.store.history import SellerSale, SellerSaleFilter
 from mailflow.store.messages import Slice
@@ -161,16 +161,11 @@ def cancel_preview(
     """
     with ctx.db.read() as tx:
         about = _own_sale(tx, seller_id, sale_id)
-        status = SaleStatus(about.sale.status)
         try:
-            plan(Action.CANCEL, status)
+            plan(Action.CANCEL, SaleStatus(about.sale.status))
         except (AlreadyDone, IllegalTransition) as exc:
-            raise Conflict(
-                f"cannot cancel a sale that is {status.value}",
-                code="illegal_transition",
-                hint=f"{Action.CANCEL.value}.{status.value}",
-                status=status.value,
-            ) from exc
+            # A cancelled sale cannot be cancelled again from the portal either.
+            raise sales.conflict_of(exc) from exc
         # The context as the sending code builds it.
         context = notify.preview_context(ctx, tx, about)
     payment = about.payment

@@ -24,6 +24,7 @@ from mailflow.domain.sales import (
     IllegalTransition,
     Reason,
     SaleStatus,
+    hint_code,
     plan,
     sources_of,
 )
@@ -97,7 +98,7 @@ def transition(
         except AlreadyDone:
             return outcome(False, sale.updated_at)
         except IllegalTransition as exc:
-            raise _conflict(exc) from exc
+            raise conflict_of(exc) from exc
 
         values: dict[str, Any] = {"status": step.target.value, "updated_at": now}
         if reason:
@@ -114,7 +115,7 @@ def transition(
             except AlreadyDone:
                 return outcome(False, about.sale.updated_at)
             except IllegalTransition as exc:
-                raise _conflict(exc) from exc
+                raise conflict_of(exc) from exc
             raise Conflict("the sale changed while the request ran; try again")
         # What the UPDATE wrote: no need to read it back.
         about = replace(about, sale=replace(sale, **values))
@@ -138,11 +139,12 @@ def transition(
         return outcome(True)
 
 
-def _conflict(exc: IllegalTransition) -> Conflict:
+def conflict_of(exc: IllegalTransition | AlreadyDone) -> Conflict:
+    """The answer to an action the sale's state does not allow, with its hint code."""
     return Conflict(
         f"cannot {exc.action.value} a sale that is {exc.status.value}",
         code="illegal_transition",
-        hint=f"{exc.action.value}.{exc.status.value}",
+        hint=hint_code(exc.action, exc.status),
         status=exc.status.value,
     )
 
