@@ -17,17 +17,17 @@ from mailflow.config import PolicySettings
 from mailflow.domain.policy import Counts, Standing
 from mailflow.links import LinkSigner
 from mailflow.mail.outbox import Recipient
-from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
-from mailflow.store.database import Database, Transaction
+from mailflow.store.database import Transaction
 from mailflow.store.logins import LinkRecord, UserRecord
 from mailflow.store.records import SellerRecord
 from tests.fakes_reads import (
     FakeHistory,
     FakeListings,
     FakeMessages,
+    FakeOverrides,
     FakeSellers,
     FakeTemplateVersions,
 )
@@ -206,6 +206,7 @@ def make(policy: PolicySettings | None = None) -> Fakes:
     def now() -> datetime:
         return clock[0]
 
+    versions = FakeTemplateVersions()
     ctx = ServiceContext(
         db=db,
         outbox=outbox,
@@ -217,13 +218,12 @@ def make(policy: PolicySettings | None = None) -> Fakes:
         seller_support_address=SELLER_SUPPORT,
         payments=Ledger(),
         renderer=_renderer(),
-        # Template overrides are not part of these rules: nothing reads them here.
-        overrides=OverrideStore(cast(Database, db)),
+        overrides=FakeOverrides(versions),  # type: ignore[arg-type]
         listings=FakeListings(),  # type: ignore[arg-type]
         sellers=FakeSellers(),  # type: ignore[arg-type]
         messages=FakeMessages(),  # type: ignore[arg-type]
         history=FakeHistory(),  # type: ignore[arg-type]
-        template_versions=FakeTemplateVersions(),  # type: ignore[arg-type]
+        template_versions=versions,  # type: ignore[arg-type]
         standings=standings,
         logins=logins,
     )
