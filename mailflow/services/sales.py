@@ -9,7 +9,7 @@ state is a conflict with a hint.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -78,65 +78,139 @@ def transition(
     view: bool = True,
 ) -> Outcome:
     """Apply ``action`` to the sale. ``view=False``: the caller shows the sale from
-    ``Outcome.facts`` and ``Outcome.sale`` is left empty (no read of its history)."""
+    ``Outcome.facts`` and ``Outcome.sale`` is left empty (no read of its history).
+
+    A pending sale past its acceptance deadline is expired first, whatever is asked of it:
+    the expiry is committed and the action answered as a conflict with the expired sale,
+    so a late click never accepts a sale the sweep has not reached yet."""
     if action in (Action.REFUSE, Action.CANCEL) and reason is None:
         reason = DEFAULT_REASON
+    overdue = False
     with ctx.db.transaction() as session:
         about = store.facts(session, sale_id)
         if about is None:
             raise NotFound(f"no sale {sale_id}")
-
-        def outcome(changed: bool, since: datetime | None = None) -> Outcome:
-            assert about is not None
-            shown = sale_view(session, about.sale, about.payment) if view else {}
-            return Outcome(shown, changed, since, about)
-
-        sale = about.sale
         now = ctx.clock()
-        try:
-            step = plan(action, SaleStatus(sale.status))
-        except AlreadyDone:
-            return outcome(False, sale.updated_at)
-        except IllegalTransition as exc:
-            raise conflict_of(exc) from exc
-
-        values: dict[str, Any] = {"status": step.target.value, "updated_at": now}
-        if reason:
-            values["reason"] = reason.value
-        if message is not None:
-            values["message"] = message
-        sources = tuple(sorted(s.value for s in sources_of(action)))
-        if not store.change_if(session, sale_id, sources, values):
-            # Another request changed the sale between our read and our update.
-            about = store.facts(session, sale_id)
-            assert about is not None
+        if action is not Action.EXPIRE and _overdue(ctx, about.sale, now):
             try:
-                plan(action, SaleStatus(about.sale.status))
-            except AlreadyDone:
-                return outcome(False, about.sale.updated_at)
-            except IllegalTransition as exc:
-                raise conflict_of(exc) from exc
-            raise Conflict("the sale changed while the request ran; try again")
-        # What the UPDATE wrote: no need to read it back.
-        about = replace(about, sale=replace(sale, **values))
+                late = _apply(
+                    ctx,
+                    session,
+                    about,
+                    Action.EXPIRE,
+                    now,
+                    **_DEADLINE,
+                    note=f"deadline passed before {action.value}",
+                )
+            except IllegalTransition:
+                late = None  # a request moved it first, and not to expired
+            if late is not None and late[0]:
+                overdue = True
+            else:
+                about = store.facts(session, sale_id) or about
+        if not overdue:
+            changed, about = _checked(
+                ctx,
+                session,
+                about,
+                action,
+                now,
+                actor=actor,
+                channel=channel,
+                reason=reason,
+                message=message,
+                note=note,
+            )
+            shown = sale_view(session, about.sale, about.payment) if view else {}
+            since = None if changed else about.sale.updated_at
+            return Outcome(shown, changed, since, about)
+    raise conflict_of(IllegalTransition(action, SaleStatus.EXPIRED))
 
-        event = SaleTransitioned(
-            sale_id=sale_id,
-            action=action,
-            source=step.source,
-            target=step.target,
-            actor=actor,
-            channel=channel,
-            at=now,
-            reason=reason.value if reason else None,
-            message=message,
-            note=note,
-        )
-        about = _record(ctx, session, about, event)
-        dispatch(ctx, session, (event,), about)
-        if action in RATE_MOVES:
-            policy.evaluate(ctx, session, sale.seller_id, about.seller)
-        return outcome(True)
+
+_DEADLINE: dict[str, Any] = {"actor": Actor.SYSTEM, "channel": Channel.SWEEP}
+
+
+def _overdue(ctx: ServiceContext, sale: SaleRecord, now: datetime) -> bool:
+    """Whether a pending sale's acceptance deadline has passed."""
+    deadline = timedelta(hours=ctx.policy.acceptance_deadline_hours)
+    return sale.status == SaleStatus.PENDING.value and now >= sale.created_at + deadline
+
+
+def _checked(
+    ctx: ServiceContext,
+    tx: Transaction,
+    about: SaleFacts,
+    action: Action,
+    now: datetime,
+    **how: Any,
+) -> tuple[bool, SaleFacts]:
+    """``_apply``, with an impossible action raised as a conflict: whether it changed the
+    sale, and the sale as it now is."""
+    try:
+        applied = _apply(ctx, tx, about, action, now, **how)
+    except (AlreadyDone, IllegalTransition) as exc:
+        raise conflict_of(exc) from exc
+    if applied is None:
+        raise Conflict("the sale changed while the request ran; try again")
+    return applied
+
+
+def _apply(
+    ctx: ServiceContext,
+    tx: Transaction,
+    about: SaleFacts,
+    action: Action,
+    now: datetime,
+    *,
+    actor: Actor,
+    channel: Channel,
+    reason: Reason | None = None,
+    message: str | None = None,
+    note: str | None = None,
+) -> tuple[bool, SaleFacts] | None:
+    """The transition by compare-and-set: ``(False, facts)`` when the sale is already where
+    ``action`` leads, ``(True, facts)`` when this call moved it, None when another request
+    moved it elsewhere between the read and the update and it is now in a state the action
+    still allows (the caller retries or gives up). Raises IllegalTransition."""
+    sale = about.sale
+    try:
+        step = plan(action, SaleStatus(sale.status))
+    except AlreadyDone:
+        return False, about
+    values: dict[str, Any] = {"status": step.target.value, "updated_at": now}
+    if reason:
+        values["reason"] = reason.value
+    if message is not None:
+        values["message"] = message
+    sources = tuple(sorted(s.value for s in sources_of(action)))
+    if not store.change_if(tx, sale.id, sources, values):
+        # Another request changed the sale between our read and our update.
+        now_about = store.facts(tx, sale.id)
+        assert now_about is not None
+        try:
+            plan(action, SaleStatus(now_about.sale.status))
+        except AlreadyDone:
+            return False, now_about
+        return None
+    # What the UPDATE wrote: no need to read it back.
+    about = replace(about, sale=replace(sale, **values))
+    event = SaleTransitioned(
+        sale_id=sale.id,
+        action=action,
+        source=step.source,
+        target=step.target,
+        actor=actor,
+        channel=channel,
+        at=now,
+        reason=reason.value if reason else None,
+        message=message,
+        note=note,
+    )
+    about = _record(ctx, tx, about, event)
+    dispatch(ctx, tx, (event,), about)
+    if action in RATE_MOVES:
+        policy.evaluate(ctx, tx, sale.seller_id, about.seller)
+    return True, about
 
 
 def conflict_of(exc: IllegalTransition | AlreadyDone) -> Conflict:

@@ -274,19 +274,23 @@ class TestExpiry:
         assert _status(api, sale_id) == "pending"
 
     def test_link_just_before_the_limit_still_works(
-        self, api: TestClient, web: TestClient, system: System, clock: MovableClock
+        self, db_url: str, make_system: Callable[..., System], clock: MovableClock
     ) -> None:
-        _, sale_id = _new_sale(api)
-        token = system.signer.sale_token(sale_id, "refuse")
-        clock.advance(seconds=MAX_AGE_SECONDS - 1)
+        # A deadline past the links' life, so that the sale is still pending at the end.
+        deadline = {"acceptance_deadline_hours": MAX_AGE_SECONDS / 3600 + 1}
+        system = make_system(db_url, policy=deadline)
+        with _clients(system) as (api, web):
+            _, sale_id = _new_sale(api)
+            token = system.signer.sale_token(sale_id, "refuse")
+            clock.advance(seconds=MAX_AGE_SECONDS - 1)
 
-        page = web.get(f"/s/{token}")
-        assert page.status_code == 200
-        assert "Refuser cette vente ?" in page.text
-        done = web.post(f"/s/{token}")
-        assert done.status_code == 200
-        assert "La vente a été refusée" in done.text
-        assert _status(api, sale_id) == "refused"
+            page = web.get(f"/s/{token}")
+            assert page.status_code == 200
+            assert "Refuser cette vente ?" in page.text
+            done = web.post(f"/s/{token}")
+            assert done.status_code == 200
+            assert "La vente a été refusée" in done.text
+            assert _status(api, sale_id) == "refused"
 
     def test_max_age_follows_the_setting(
         self, db_url: str, make_system: Callable[..., System], clock: MovableClock

@@ -196,6 +196,48 @@ class TestDeadlines:
         _, refuse, _ = links_in(mails["seller_new_sale"])
         assert api.post(path_of(refuse)).status_code == 409
 
+    def test_an_action_after_the_deadline_expires_the_sale_instead(
+        self,
+        api: TestClient,
+        web: TestClient,
+        system: System,
+        clock: MovableClock,
+        relay: tuple[RelayHandler, int],
+    ) -> None:
+        s = factories.seller(api)
+        late, on_time = (factories.order(api, s["id"])["sales"][0]["id"] for _ in range(2))
+        other = factories.seller(api, email="other@example.com")
+        clicked = factories.order(api, other["id"])["sales"][0]["id"]
+        deliver(system)
+        accept_link = next(
+            links_in(m)[0] for m in relay[0].messages() if "other@example.com" in m["To"]
+        )
+        clock.advance(hours=47.9)
+        assert api.post(f"/api/v1/sales/{on_time}/accept").status_code == 200
+        clock.advance(hours=0.1)  # 48 h: no sweep has run, the sales are still pending
+
+        answer = api.post(f"/api/v1/sales/{late}/accept")
+        assert answer.status_code == 409
+        assert answer.json()["status"] == "expired"
+        assert answer.json()["error"] == "illegal_transition"
+        sale = api.get(f"/api/v1/sales/{late}").json()
+        assert sale["status"] == "expired"
+        assert sale["payment"]["state"] == "released"
+        assert sale["events"][-1]["note"] == "deadline passed before accept"
+        assert _templates(system, late) == ["seller_new_sale", "buyer_sale_expired"]
+        # The same again answers the same, and sends nothing more.
+        assert api.post(f"/api/v1/sales/{late}/accept").status_code == 409
+        assert api.post(f"/api/v1/sales/{late}/refuse").status_code == 409
+        assert _templates(system, late) == ["seller_new_sale", "buyer_sale_expired"]
+
+        # An emailed accept link after the deadline: the page says the sale expired.
+        page = web.post(path_of(accept_link))
+        assert page.status_code == 409
+        assert _templates(system, clicked) == ["seller_new_sale", "buyer_sale_expired"]
+        # The sweep has nothing left but sales nobody touched; the accepted one stays.
+        assert sweeps.expire_overdue(system.services) == 0
+        assert api.get(f"/api/v1/sales/{on_time}").json()["status"] == "accepted"
+
     def test_fractional_deadline(
         self, api: TestClient, make_system: Callable[..., System], db_url: str, clock: MovableClock
     ) -> None:
