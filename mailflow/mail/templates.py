@@ -148,6 +148,15 @@ def error_line(exc: BaseException, name: str) -> int | None:
     return line
 
 
+def inline_css(html: str) -> str:
+    """The HTML with its stylesheet moved into ``style`` attributes, as mail clients need."""
+    try:
+        # css-inline writes U+00A0 back as "&nbsp;"; keep the character, as the rest is.
+        return css_inline.inline(html).replace("&nbsp;", "\u00a0")
+    except ValueError as exc:
+        raise TemplateError(f"CSS could not be inlined: {exc}", "html") from exc
+
+
 class Renderer:
     """Renders an email key in a locale: the published admin version, else the shipped files."""
 
@@ -199,17 +208,23 @@ class Renderer:
                     )
         values = {**context, "locale": locale}
         parts = {part: self._part(key, locale, part, values, source) for part in PARTS}
-        html = parts["html"]
-        try:
-            # css-inline writes U+00A0 back as "&nbsp;"; keep the character, as the rest is.
-            html = css_inline.inline(html).replace("&nbsp;", "\u00a0")
-        except ValueError as exc:
-            raise TemplateError(f"CSS could not be inlined: {exc}", "html") from exc
         return RenderedEmail(
             subject=one_line(parts["subject"]),
             text=parts["txt"].strip() + "\n",
-            html=html,
+            html=inline_css(parts["html"]),
         )
+
+    def render_part(
+        self,
+        key: str,
+        locale: str,
+        part: str,
+        context: dict[str, Any],
+        source: TemplateSource,
+    ) -> str:
+        """One part of a given (draft) version rendered in the sandbox (the HTML inlined)."""
+        rendered = self._part(key, locale, part, {**context, "locale": locale}, source)
+        return inline_css(rendered) if part == "html" else rendered
 
     def _part(
         self,

@@ -4,7 +4,12 @@ Each problem names the part (subject, text, html), the line when there is one, a
 is wrong: a syntax error; a variable the key does not provide (a static check of the names the
 template uses against the key's context, then a render of the sample under StrictUndefined);
 a required link or text missing from a part (a ``seller_new_sale`` without its refuse link);
-HTML that does not parse (an element closed that was never opened, or left open).
+HTML that does not parse (an element closed that was never opened, or left open); text after
+``{% extends %}`` outside any block, which Jinja would drop without a word.
+
+Every problem is reported at once: each part that parses is rendered on its own, with the
+names it wrongly uses left blank, so that an unknown variable does not hide a missing link or
+broken HTML in the same save.
 """
 
 from __future__ import annotations
@@ -71,43 +76,101 @@ def validate(
             parsed[part] = renderer.sandbox.parse(text, source_name(kind.key, locale, part))
         except jinja2.TemplateSyntaxError as exc:
             problems.append(Problem(label, exc.lineno, f"syntax error: {exc.message}"))
+    blanks: dict[str, dict[str, Any]] = {}
     for part, tree in parsed.items():
+        problems += _outside_blocks(PART_NAMES[part], tree)
         try:
-            problems += _unknown_names(kind, PART_NAMES[part], tree)
+            found, blanks[part] = _unknown_names(kind, PART_NAMES[part], tree)
+            problems += found
         except jinja2.TemplateError as exc:  # e.g. "No filter named 'shout'"
             at: int | None = getattr(exc, "lineno", None)
             problems.append(Problem(PART_NAMES[part], at, str(exc.message or exc)))
-    if problems:
-        order = list(PART_NAMES.values())
-        return sorted(problems, key=lambda p: (order.index(p.part), p.line or 0))
+    troubled = {p.part for p in problems}
+    problems += _requirements(renderer, kind, locale, source, blanks, troubled)
+    if source.html.strip() and len(source.html) <= MAX_PART_CHARS:
+        problems += [Problem("html", line, msg) for line, msg in _html_problems(source.html)]
+    order = list(PART_NAMES.values())
+    # By part, then line; what has no line (a missing link) after what has one.
+    return sorted(problems, key=lambda p: (order.index(p.part), p.line is None, p.line or 0))
 
-    try:
-        rendered = renderer.render(kind.key, locale, kind.sample_context(), source=source)
-    except TemplateError as exc:
-        part = PART_NAMES.get(exc.part or "", exc.part or "template")
-        return [Problem(part, exc.line, exc.message)]
-    # What the reader sees: HTML comments do not count as showing anything.
-    outputs = {"txt": rendered.text, "html": _COMMENTS.sub("", rendered.html)}
+
+def _requirements(
+    renderer: Renderer,
+    kind: EmailKind,
+    locale: str,
+    source: TemplateSource,
+    blanks: dict[str, dict[str, Any]],
+    troubled: set[str],
+) -> list[Problem]:
+    """Each part that parsed, rendered alone on the sample: its errors, and what it must show
+    but does not. A name the part wrongly uses renders blank (it is reported already), so
+    the rest of the part is still checked."""
+    problems: list[Problem] = []
     context = kind.sample_context()
-    for requirement in kind.requires:
-        value = requirement.sample_value(context)
-        for part in requirement.parts:
-            shown = outputs[part] if part == "txt" else html.unescape(outputs[part])
-            if value not in shown:
-                problems.append(
-                    Problem(
-                        PART_NAMES[part],
-                        None,
-                        f"must show {{{{ {requirement.what} }}}} ({kind.key} requires it)",
-                    )
-                )
-    problems += [Problem("html", line, message) for line, message in _html_problems(source.html)]
+    for part, extra in blanks.items():
+        label = PART_NAMES[part]
+        values = {**context, **extra}
+        try:
+            rendered = renderer.render_part(kind.key, locale, part, values, source)
+        except TemplateError as exc:
+            if label not in troubled:  # a problem of the part already explains the failure
+                problems.append(Problem(label, exc.line, exc.message))
+            continue
+        # What the reader sees: HTML comments do not count as showing anything.
+        shown = rendered if part != "html" else html.unescape(_COMMENTS.sub("", rendered))
+        for requirement in kind.requires:
+            if part in requirement.parts and requirement.sample_value(context) not in shown:
+                message = f"must show {{{{ {requirement.what} }}}} ({kind.key} requires it)"
+                problems.append(Problem(label, None, message))
     return problems
 
 
-def _unknown_names(kind: EmailKind, part: str, tree: nodes.Template) -> list[Problem]:
+_SILENT = (
+    nodes.Extends,
+    nodes.Block,
+    nodes.Macro,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Assign,
+    nodes.AssignBlock,
+)
+
+
+def _outside_blocks(part: str, tree: nodes.Template) -> list[Problem]:
+    """Text after ``{% extends %}`` outside any block: Jinja drops it without a word."""
+    problems: list[Problem] = []
+    extended = False
+    for node in tree.body:
+        if isinstance(node, nodes.Extends):
+            extended = True
+        if not extended or isinstance(node, _SILENT):
+            continue
+        for output in [node] if isinstance(node, nodes.Output) else node.find_all(nodes.Output):
+            line = _first_shown_line(output)
+            if line is not None:
+                problems.append(Problem(part, line, "outside any block: it would never be shown"))
+    return problems
+
+
+def _first_shown_line(output: nodes.Output) -> int | None:
+    """The line of the first thing an output node would print, or None if only blanks."""
+    for child in output.nodes:
+        if not isinstance(child, nodes.TemplateData):
+            return child.lineno
+        stripped = child.data.lstrip()
+        if stripped:
+            return child.lineno + child.data[: len(child.data) - len(stripped)].count("\n")
+    return None
+
+
+def _unknown_names(
+    kind: EmailKind, part: str, tree: nodes.Template
+) -> tuple[list[Problem], dict[str, Any]]:
+    """The names and fields the part uses that the key does not provide, and blank values
+    for them, over the sample, so that the part can still be rendered."""
     provided = set(kind.variables) | {"locale"}
     problems = []
+    blanks: dict[str, Any] = {}
     known_globals = {"range", "loop", "self", "super", "varargs", "kwargs", "caller", "namespace"}
     for name in sorted(meta.find_undeclared_variables(tree) - provided - known_globals):
         line = next(
@@ -118,6 +181,7 @@ def _unknown_names(kind: EmailKind, part: str, tree: nodes.Template) -> list[Pro
         problems.append(
             Problem(part, line, f"{kind.key} provides no variable {name!r} (it has: {available})")
         )
+        blanks[name] = jinja2.ChainableUndefined(name=name)  # prints "", has every field
     sample = kind.sample_context()
     for node in tree.find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and isinstance(sample.get(node.node.name), dict):
@@ -131,7 +195,10 @@ def _unknown_names(kind: EmailKind, part: str, tree: nodes.Template) -> list[Pro
                         f"(it has: {', '.join(sorted(fields))})",
                     )
                 )
-    return problems
+                known = blanks.setdefault(node.node.name, dict(fields))
+                if isinstance(known, dict):
+                    known[node.attr] = ""
+    return problems, blanks
 
 
 class _Checker(HTMLParser):

@@ -233,7 +233,14 @@ class TestValidate:
             "text:3: seller_new_sale provides no variable 'coupon' "
             "(it has: buyer, links, order, sale, seller)"
         )
-        assert lines[-1] == "mailflow: seller_new_sale/fr: 2 problems, nothing was changed"
+        # The unknown names hide nothing else: the missing links and the HTML come too.
+        assert lines[2:6] == [
+            "text: must show {{ links.accept }} (seller_new_sale requires it)",
+            "text: must show {{ links.view }} (seller_new_sale requires it)",
+            "html:2: <div> is never closed",
+            "html:18: <div> is never closed",
+        ]
+        assert lines[-1] == "mailflow: seller_new_sale/fr: 6 problems, nothing was changed"
 
     def test_a_required_link_missing_and_html_not_closed(self, cli: Cli, tmp_path: Path) -> None:
         key = "seller_new_sale"

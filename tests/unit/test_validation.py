@@ -218,3 +218,54 @@ class TestEmptyParts:
             ("text", 2),
             ("html", 2),
         ]
+
+    def test_an_unknown_name_a_missing_link_and_broken_html_in_one_save(
+        self, renderer: Renderer
+    ) -> None:
+        problems = _new_sale(
+            renderer,
+            text="Bonjour {{ sellr.name }}\nAccepter : {{ links.accept }} {{ links.view }}\n",
+            html="<div>\n{{ nope }}\n" + LINKS_HTML,
+        )
+        assert [(p.part, p.line) for p in problems] == [
+            ("text", 1),
+            ("text", None),
+            ("html", 1),
+            ("html", 2),
+        ]
+        assert "'sellr'" in problems[0].message
+        assert "links.refuse" in problems[1].message
+        assert "<div> is never closed" in problems[2].message
+        assert "'nope'" in problems[3].message
+
+
+class TestTextOutsideBlocks:
+    @pytest.mark.parametrize("part", ["subject", "text", "html"])
+    def test_a_line_after_the_last_block_would_never_be_shown(
+        self, renderer: Renderer, part: str
+    ) -> None:
+        shipped = renderer.shipped("seller_new_sale", "fr")
+        field = {"subject": "subject", "text": "text", "html": "html"}[part]
+        original = getattr(shipped, field)
+        if "{% extends" not in original:
+            original = '{% extends "email/fr/_layout.txt.j2" %}{% block body %}x{% endblock %}'
+        edited = original.rstrip("\n") + "\n\nPS : merci !\n"
+        problems = [p for p in _new_sale(renderer, **{field: edited}) if "block" in p.message]
+        label = {"subject": "subject", "text": "text", "html": "html"}[part]
+        line = edited.count("\n")  # the PS line, the last one
+        assert [(p.part, p.line, p.message) for p in problems] == [
+            (label, line, "outside any block: it would never be shown")
+        ]
+
+    def test_blank_lines_macros_and_assignments_outside_blocks_are_fine(
+        self, renderer: Renderer
+    ) -> None:
+        shipped = renderer.shipped("seller_new_sale", "fr")
+        html = shipped.html + "\n\n{% set x = 1 %}\n{% macro m() %}hi{% endmacro %}\n  \n"
+        assert _new_sale(renderer, html=html) == []
+
+    def test_an_expression_outside_blocks_is_refused_too(self, renderer: Renderer) -> None:
+        shipped = renderer.shipped("seller_new_sale", "fr")
+        html = shipped.html + "{% if sale %}{{ sale.title }}{% endif %}\n"
+        problem = _only(_new_sale(renderer, html=html))
+        assert problem.message == "outside any block: it would never be shown"
