@@ -2,7 +2,11 @@
 
 Sessions are Starlette's signed cookies (itsdangerous, keyed by the newest secret key):
 HttpOnly, SameSite=Lax, and Secure when ``server.base_url`` is https. Every form carries a
-CSRF token bound to the session, checked before any state change.
+CSRF token bound to the session, checked before any state change. Before that, a page
+request with an unsafe method (POST, PUT, PATCH, DELETE) is refused when the browser says it
+comes from another site: an ``Origin`` that is neither ``server.base_url``'s nor the request's
+own, or, without ``Origin``, ``Sec-Fetch-Site: cross-site``. The JSON API (bearer tokens, no
+cookies) is not concerned.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import threading
 import time
 from collections import deque
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailflow.bootstrap import System
 
@@ -28,6 +34,58 @@ class CsrfError(Exception):
     """A form came without the session's CSRF token."""
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lowercased, without the default port."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return "invalid"
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
+
+
+class CrossSiteFormCheck:
+    """Refuses a page request with an unsafe method that a browser says comes from another
+    site, before anything reads its form (and so before its CSRF token is looked at)."""
+
+    def __init__(self, app: ASGIApp, base_url: str) -> None:
+        self.app = app
+        self.own = origin_of(base_url)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and not scope["path"].startswith("/api/")
+            and self._cross_site(scope)
+        ):
+            app = scope["app"]
+            response = app.state.pages.render("forbidden.html.j2", None, 403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, scope: Scope) -> bool:
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        if origin is None:
+            return bool(headers.get(b"sec-fetch-site", b"").lower() == b"cross-site")
+        given = origin_of(origin.decode("latin-1"))
+        if given == self.own:
+            return False
+        host = headers.get(b"host", b"").decode("latin-1")
+        scheme = str(scope.get("scheme", "http"))
+        return not host or given != origin_of(f"{scheme}://{host}")
+
+
 def install(app: FastAPI, system: System) -> None:
     base_url = system.settings.server.base_url
     app.add_middleware(
@@ -38,6 +96,7 @@ def install(app: FastAPI, system: System) -> None:
         same_site="lax",
         https_only=base_url.startswith("https://"),
     )
+    app.add_middleware(CrossSiteFormCheck, base_url=base_url)
 
 
 def csrf_token(request: Request) -> str:

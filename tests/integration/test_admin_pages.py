@@ -702,6 +702,21 @@ class TestSellersAndSales:
                 is None
             )
 
+    def test_a_withdrawal_posted_from_another_site_changes_nothing(
+        self, system: System, api: TestClient, support: TestClient
+    ) -> None:
+        _, sale = new_sale(api)
+        url = f"/admin/sales/{sale['id']}"
+        data = {"csrf_token": csrf_of(support, url), "note": "x"}
+        evil = {"Origin": "http://evil.example"}
+        response = support.post(f"{url}/withdraw", data=data, headers=evil)
+        assert response.status_code == 403
+        assert sale_row(system, sale["id"]).status == "pending"
+        own = {"Origin": "http://mailflow.test"}
+        response = support.post(f"{url}/withdraw", data=data, headers=own, follow_redirects=False)
+        assert response.status_code == 303
+        assert sale_row(system, sale["id"]).status == "withdrawn"
+
     def test_an_impossible_withdrawal_says_why_and_changes_nothing(
         self, system: System, api: TestClient, support: TestClient
     ) -> None:

@@ -790,6 +790,57 @@ class TestCsrf:
         assert page.status_code == 403
         assert _sale(api, sale_id)["status"] == "pending"
 
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"Origin": "http://evil.example"},
+            {"Origin": "null"},
+            {"Origin": "https://mailflow.test"},  # another scheme is another origin
+            {"Sec-Fetch-Site": "cross-site"},
+        ],
+    )
+    def test_a_post_from_another_site_is_403_even_with_the_token(
+        self,
+        api: TestClient,
+        web: TestClient,
+        system: System,
+        seller: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
+        sale_id = _new_sale(api, seller["id"])
+        token = _login(web, system, seller["email"])
+        before = _outbox(system)
+        data = {"csrf_token": token, "reason": "other"}
+        page = web.post(f"/seller/sales/{sale_id}/refuse", data=data, headers=headers)
+        assert page.status_code == 403
+        assert "Action refusée" in page.text
+        assert _sale(api, sale_id)["status"] == "pending"
+        assert _outbox(system) == before
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"Origin": "http://mailflow.test"},
+            {"Origin": "HTTP://MAILFLOW.TEST:80"},
+            {"Sec-Fetch-Site": "same-origin"},
+            {},
+        ],
+    )
+    def test_a_post_from_the_service_itself_goes_through(
+        self,
+        api: TestClient,
+        web: TestClient,
+        system: System,
+        seller: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
+        sale_id = _new_sale(api, seller["id"])
+        token = _login(web, system, seller["email"])
+        data = {"csrf_token": token, "reason": "other"}
+        page = web.post(f"/seller/sales/{sale_id}/refuse", data=data, headers=headers)
+        assert page.status_code == 200
+        assert _sale(api, sale_id)["status"] == "refused"
+
     def test_a_logged_out_post_with_a_token_goes_to_login(
         self, api: TestClient, web: TestClient, system: System, seller: dict[str, Any]
     ) -> None:
