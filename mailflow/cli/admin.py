@@ -1,10 +1,12 @@
-"""``mailflow admin create-user EMAIL --role admin|support [--password-stdin]``.
+"""``mailflow admin create-user EMAIL --role admin|support [--password-stdin]`` and
+``mailflow admin set-password EMAIL [--password-stdin]``.
 
 Makes a console user through ``services.accounts.create_user`` (the password is stored as an
 Argon2id hash). The password is asked twice on the terminal, without echo; with
 ``--password-stdin`` it is the first line of standard input (for scripts), asked once. The
 email and role are checked before the password is asked for, and nothing is written unless
-everything is right.
+everything is right. A new password ends every session of the user (every browser signed in
+with the old one is signed out).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import sys
 
 from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
 from mailflow.services import accounts
-from mailflow.services.errors import Conflict, InvalidInput
+from mailflow.services.errors import Conflict, InvalidInput, NotFound
 
 ROLES = [role.value for role in accounts.Role]
 
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``admin`` and its commands to the top-level subparsers ``sub``."""
-    parser = command(sub, "admin", _create_user, help="console users (the /admin pages)")
+    parser = command(sub, "admin", _admin, help="console users (the /admin pages)")
     commands = parser.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     create = commands.add_parser(
         "create-user",
@@ -43,6 +45,48 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
 
 
+    reset = commands.add_parser(
+        "set-password",
+        parents=[common],
+        help="give a console user a new password and sign them out everywhere",
+        description=(
+            "Give a console user a new password (asked twice on the terminal). Every browser "
+            "signed in as the user is signed out."
+        ),
+    )
+    reset.add_argument("email", metavar="EMAIL", help="the user's email address (the login)")
+    reset.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of asking",
+    )
+
+
+def _admin(args: argparse.Namespace) -> int:
+    if args.admin_command == "set-password":
+        return _set_password(args)
+    return _create_user(args)
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    email = accounts.normalized_email(args.email)
+    if email is None:
+        raise CliError(f"{args.email!r} is not a valid email address")
+    loaded = load_settings(args)
+    password = read_password(args.password_stdin)
+    system = open_system(loaded)
+    try:
+        ended = accounts.set_password(system.services, email, password)
+    except InvalidInput as exc:
+        raise CliError(f"{exc.message}; nothing was changed") from exc
+    except NotFound as exc:
+        raise CliError(f"{exc.message}; nothing was changed") from exc
+    finally:
+        system.close()
+    print(f"new password for {email}; {ended} session(s) signed out")
+    return 0
+
+
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
@@ -59,10 +103,10 @@ def read_password(from_stdin: bool) -> str:
     if len(password) < accounts.MIN_PASSWORD_LENGTH:
         raise CliError(
             f"the password must be at least {accounts.MIN_PASSWORD_LENGTH} characters; "
-            "nothing was created"
+            "nothing was changed"
         )
     if getpass.getpass("Password again: ") != password:
-        raise CliError("the two passwords differ; nothing was created")
+        raise CliError("the two passwords differ; nothing was changed")
     return password
 
 

@@ -1,12 +1,17 @@
 """Who may use the web pages: console users (password) and sellers (emailed login links).
 
-Console passwords are hashed with Argon2id (memory-hard). A seller's login link is a signed
-token naming a one-time nonce kept in the database: it works once, for 15 minutes, and the
-request for one answers the same whether the address is known or not.
+A signed-in browser holds a random session token; the database keeps its SHA-256 with who it
+is for and until when (8 hours). Signing out deletes that record, so a copy of the cookie
+taken before is worth nothing; "sign out everywhere" and a password change delete every
+record of the person. Console passwords are hashed with Argon2id (memory-hard). A seller's
+login link is a signed token naming a one-time nonce kept in the database: it works once,
+for 15 minutes, and the request for one answers the same whether the address is known or
+not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,14 +26,20 @@ from mailflow.links import ExpiredLink, InvalidLink
 from mailflow.schemas import Email
 from mailflow.services.context import ServiceContext
 from mailflow.services.dispatch import dispatch
-from mailflow.services.errors import Conflict, InvalidInput
+from mailflow.services.errors import Conflict, InvalidInput, NotFound
 from mailflow.store.logins import UserRecord
 
 LOGIN_LINK_MINUTES = 15
+SESSION_HOURS = 8
 MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()
 # Verified when the email is unknown, so that both answers take the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class SessionKind(StrEnum):
+    CONSOLE = "console"
+    SELLER = "seller"
 
 
 class Role(StrEnum):
@@ -90,6 +101,53 @@ def authenticate(ctx: ServiceContext, email: str, password: str) -> ConsoleUser 
     except (VerificationError, InvalidHashError):
         return None
     return None if user is None else _console_user(user)
+
+
+def set_password(ctx: ServiceContext, email: str, password: str) -> int:
+    """A console user's new password; every session of the user ends: how many did."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    with ctx.db.transaction() as session:
+        user = ctx.logins.user_by_email(session, normalized_email(email) or "")
+        if user is None:
+            raise NotFound(f"no console user {email}")
+        ctx.logins.set_password(session, user.id, _hasher.hash(password))
+        return ctx.logins.end_sessions(session, SessionKind.CONSOLE.value, user.id)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(ctx: ServiceContext, kind: SessionKind, subject_id: int) -> str:
+    """A new signed-in browser for the console user or seller: the token its cookie keeps."""
+    token = secrets.token_urlsafe(32)
+    now = ctx.clock()
+    expires = now + timedelta(hours=SESSION_HOURS)
+    with ctx.db.transaction() as session:
+        ctx.logins.add_session(session, _digest(token), kind.value, subject_id, now, expires)
+    return token
+
+
+def session_subject(ctx: ServiceContext, token: object, kind: SessionKind) -> int | None:
+    """The console user or seller a session token is for, while the session lasts."""
+    if not isinstance(token, str) or not token:
+        return None
+    with ctx.db.read() as session:
+        return ctx.logins.session_subject(session, _digest(token), kind.value, ctx.clock())
+
+
+def end_session(ctx: ServiceContext, token: object) -> None:
+    """Sign one browser out: every copy of its cookie ends."""
+    if isinstance(token, str) and token:
+        with ctx.db.transaction() as session:
+            ctx.logins.end_session(session, _digest(token))
+
+
+def end_sessions(ctx: ServiceContext, kind: SessionKind, subject_id: int) -> int:
+    """Sign the person out everywhere: how many sessions ended."""
+    with ctx.db.transaction() as session:
+        return ctx.logins.end_sessions(session, kind.value, subject_id)
 
 
 def console_user(ctx: ServiceContext, user_id: int) -> ConsoleUser | None:

@@ -58,3 +58,23 @@ class LoginStore(Protocol):
     def use_link(self, tx: Transaction, nonce: str, seller_id: int, now: datetime) -> bool: ...
 
     def link(self, tx: Transaction, nonce: str) -> LinkRecord | None: ...
+
+    def set_password(self, tx: Transaction, user_id: int, password_hash: str) -> None: ...
+
+    def add_session(
+        self,
+        tx: Transaction,
+        digest: str,
+        kind: str,
+        subject_id: int,
+        at: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+
+    def session_subject(
+        self, tx: Transaction, digest: str, kind: str, now: datetime
+    ) -> int | None: ...
+
+    def end_session(self, tx: Transaction, digest: str) -> None: ...
+
+    def end_sessions(self, tx: Transaction, kind: str, subject_id: int) -> int: ...

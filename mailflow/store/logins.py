@@ -1,15 +1,16 @@
-"""Who may sign in, in the database: console users and sellers' one-time login links."""
+"""Who may sign in, in the database: console users, sellers' one-time login links, and the
+signed-in browsers (web sessions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import col
 
 from mailflow.store.database import Transaction
-from mailflow.store.models import AdminUser, LoginLink, Seller, table
+from mailflow.store.models import AdminUser, LoginLink, Seller, WebSession, table
 from mailflow.store.records import SellerRecord
 
 _sellers = table(Seller)
@@ -43,6 +44,12 @@ _USER_COLUMNS = (
 def user_by_email(tx: Transaction, email: str) -> UserRecord | None:
     row = tx.execute(select(*_USER_COLUMNS).where(col(AdminUser.email) == email)).first()
     return None if row is None else UserRecord(*row)
+
+
+def set_password(tx: Transaction, user_id: int, password_hash: str) -> None:
+    tx.execute(
+        update(AdminUser).where(col(AdminUser.id) == user_id).values(password_hash=password_hash)
+    )
 
 
 def user(tx: Transaction, user_id: int) -> UserRecord | None:
@@ -94,3 +101,40 @@ def use_link(tx: Transaction, nonce: str, seller_id: int, now: datetime) -> bool
 def link(tx: Transaction, nonce: str) -> LinkRecord | None:
     row = tx.get(LoginLink, nonce)
     return None if row is None else LinkRecord(row.seller_id, row.expires_at, row.used_at)
+
+
+def add_session(
+    tx: Transaction, digest: str, kind: str, subject_id: int, at: datetime, expires_at: datetime
+) -> None:
+    """A signed-in browser; the sessions of everyone that have expired go at the same time."""
+    tx.execute(delete(WebSession).where(col(WebSession.expires_at) <= at))
+    tx.add(
+        WebSession(
+            digest=digest, kind=kind, subject_id=subject_id, created_at=at, expires_at=expires_at
+        )
+    )
+
+
+def session_subject(tx: Transaction, digest: str, kind: str, now: datetime) -> int | None:
+    """Who the session is for, while it lasts."""
+    return tx.execute(
+        select(col(WebSession.subject_id)).where(
+            col(WebSession.digest) == digest,
+            col(WebSession.kind) == kind,
+            col(WebSession.expires_at) > now,
+        )
+    ).scalar_one_or_none()
+
+
+def end_session(tx: Transaction, digest: str) -> None:
+    tx.execute(delete(WebSession).where(col(WebSession.digest) == digest))
+
+
+def end_sessions(tx: Transaction, kind: str, subject_id: int) -> int:
+    """Every session of one person: how many there were."""
+    ended = tx.connection().execute(
+        delete(WebSession).where(
+            col(WebSession.kind) == kind, col(WebSession.subject_id) == subject_id
+        )
+    )
+    return int(ended.rowcount)

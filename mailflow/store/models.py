@@ -217,6 +217,19 @@ class AdminUser(SQLModel, table=True):
     created_at: datetime
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie carries a random token, the row its SHA-256. Signing
+    out deletes the row, so every copy of the cookie ends with it."""
+
+    __tablename__ = "web_sessions"
+
+    digest: str = Field(max_length=64, primary_key=True)
+    kind: str = Field(max_length=16)  # "console" or "seller"
+    subject_id: int = Field(index=True)
+    created_at: datetime
+    expires_at: datetime
+
+
 class LoginLink(SQLModel, table=True):
     """A seller's emailed login link: usable once, until ``expires_at``."""
 

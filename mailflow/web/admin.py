@@ -79,7 +79,9 @@ def _login(request: Request, services: ServiceContext, form: dict[str, Any]) -> 
     if user is None:
         return _login_again(request, 401, "admin.login.failed", email, target)
     request.session.pop(CSRF_FIELD, None)
-    request.session[SESSION_CONSOLE_USER] = user.id
+    request.session[SESSION_CONSOLE_USER] = accounts.start_session(
+        services, accounts.SessionKind.CONSOLE, user.id
+    )
     flash(request, t("admin.login.welcome", email=user.email, role=user.role.value))
     return redirect(_safe_next(target))
 
@@ -99,11 +101,28 @@ def _login_again(
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request, services: ServicesDep) -> Response:
+    await form_with_csrf(request)
+    token = request.session.pop(SESSION_CONSOLE_USER, None)
+    await run_in_threadpool(accounts.end_session, services, token)
+    request.session.pop(CSRF_FIELD, None)
+    flash(request, t("admin.logout.done"))
+    return redirect(LOGIN_PATH)
+
+
+@router.post("/logout/everywhere")
+async def logout_everywhere(
+    request: Request, services: ServicesDep, user: MaybeConsoleUserDep
+) -> Response:
+    """Ends every session of the signed-in user: other browsers, copies of the cookie."""
     await form_with_csrf(request)
     request.session.pop(SESSION_CONSOLE_USER, None)
     request.session.pop(CSRF_FIELD, None)
-    flash(request, t("admin.logout.done"))
+    if user is not None:
+        await run_in_threadpool(
+            accounts.end_sessions, services, accounts.SessionKind.CONSOLE, user.id
+        )
+    flash(request, t("admin.logout.everywhere"))
     return redirect(LOGIN_PATH)
 
 

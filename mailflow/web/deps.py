@@ -21,14 +21,15 @@ from fastapi import Depends, Path, Request
 from mailflow.bootstrap import System
 from mailflow.schemas import MAX_ID
 from mailflow.services import accounts, portal
-from mailflow.services.accounts import ConsoleUser, Role
+from mailflow.services.accounts import ConsoleUser, Role, SessionKind
 from mailflow.services.context import ServiceContext
 from mailflow.services.portal import SellerInfo
 from mailflow.web.pages import Pages
 from mailflow.web.session import form_with_csrf
 
-SESSION_SELLER = "seller_id"
-SESSION_CONSOLE_USER = "console_user_id"
+SESSION_SELLER = "seller_session"
+SESSION_CONSOLE_USER = "console_session"
+"""The session keys holding the token of a seller's or a console user's server-side session."""
 
 
 def system_of(request: Request) -> System:
@@ -72,11 +73,13 @@ class SellerLoginRequired(Exception):
 
 
 def maybe_seller(request: Request, services: ServicesDep) -> SellerInfo | None:
-    """The signed-in seller, if any; a session naming a seller that is gone is forgotten."""
-    seller_id = request.session.get(SESSION_SELLER)
-    if not isinstance(seller_id, int):
+    """The signed-in seller, if any; a session that has ended (signed out, expired) or names
+    a seller that is gone is forgotten."""
+    token = request.session.get(SESSION_SELLER)
+    if token is None:
         return None
-    seller = portal.seller_info(services, seller_id)
+    seller_id = accounts.session_subject(services, token, SessionKind.SELLER)
+    seller = None if seller_id is None else portal.seller_info(services, seller_id)
     if seller is None:
         request.session.pop(SESSION_SELLER, None)
     return seller
@@ -111,8 +114,11 @@ class NotAllowed(Exception):
 
 
 def maybe_console_user(request: Request, services: ServicesDep) -> ConsoleUser | None:
-    user_id = request.session.get(SESSION_CONSOLE_USER)
-    user = accounts.console_user(services, user_id) if isinstance(user_id, int) else None
+    token = request.session.get(SESSION_CONSOLE_USER)
+    user_id = accounts.session_subject(services, token, SessionKind.CONSOLE)
+    user = None if user_id is None else accounts.console_user(services, user_id)
+    if user is None:
+        request.session.pop(SESSION_CONSOLE_USER, None)
     # Kept for the pages: the menu and the header show who is signed in.
     request.state.console_user = user
     return user

@@ -138,14 +138,19 @@ async def login_use(
     seller = await run_in_threadpool(portal.seller_info, services, seller_id)
     if seller is None:
         return _login_failed(request, "invalid")
-    request.session[SESSION_SELLER] = seller.id
+    request.session[SESSION_SELLER] = await run_in_threadpool(
+        accounts.start_session, services, accounts.SessionKind.SELLER, seller.id
+    )
     request.session[SESSION_LOCALE] = seller.locale
     flash(request, t(seller, "seller.login.welcome", name=seller.name))
     return redirect(_next_page(request))
 
 
 @router.post("/logout", response_class=HTMLResponse)
-async def logout(request: Request, form: CsrfForm, seller: MaybeSellerDep) -> Response:
+async def logout(
+    request: Request, form: CsrfForm, seller: MaybeSellerDep, services: ServicesDep
+) -> Response:
+    await run_in_threadpool(accounts.end_session, services, request.session.get(SESSION_SELLER))
     for key in (SESSION_SELLER, SESSION_NEXT, SESSION_LOCALE):
         request.session.pop(key, None)
     flash(request, t(seller, "seller.logout.done"))

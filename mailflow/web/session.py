@@ -1,12 +1,14 @@
 """Browser sessions, CSRF protection, flash messages and a login rate limit for the pages.
 
 Sessions are Starlette's signed cookies (itsdangerous, keyed by the newest secret key):
-HttpOnly, SameSite=Lax, and Secure when ``server.base_url`` is https. Every form carries a
-CSRF token bound to the session, checked before any state change. Before that, a page
-request with an unsafe method (POST, PUT, PATCH, DELETE) is refused when the browser says it
-comes from another site: an ``Origin`` that is neither ``server.base_url``'s nor the request's
-own, or, without ``Origin``, ``Sec-Fetch-Site: cross-site``. The JSON API (bearer tokens, no
-cookies) is not concerned.
+HttpOnly, SameSite=Lax, and Secure when ``server.base_url`` is https. Who is signed in is
+not the cookie's word alone: it holds the token of a server-side session
+(``services.accounts.start_session``), checked on every request and deleted at sign-out.
+Every form carries a CSRF token bound to the session, checked before any state change.
+Before that, a page request with an unsafe method (POST, PUT, PATCH, DELETE) is refused when
+the browser says it comes from another site: an ``Origin`` that is neither
+``server.base_url``'s nor the request's own, or, without ``Origin``, ``Sec-Fetch-Site:
+cross-site``. The JSON API (bearer tokens, no cookies) is not concerned.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailflow.bootstrap import System
+from mailflow.services import accounts
 
 SESSION_COOKIE = "mailflow_session"
-SESSION_MAX_AGE = 8 * 3600
+SESSION_MAX_AGE = accounts.SESSION_HOURS * 3600
 CSRF_FIELD = "csrf_token"
 
 

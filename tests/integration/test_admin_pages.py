@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from mailflow.bootstrap import System
 from mailflow.mail.inbox import InboxHandler
 from mailflow.services import accounts
+from mailflow.services.errors import InvalidInput, NotFound
 from mailflow.store.models import (
     AdminUser,
     OutboxMessage,
@@ -206,6 +207,7 @@ class TestSignIn:
             for method in route.methods
         }
         covered = {("GET", "/admin/login"), ("POST", "/admin/login"), ("POST", "/admin/logout")}
+        covered.add(("POST", "/admin/logout/everywhere"))
         # The language switch needs no sign-in (the sign-in page has it); test_console_locale.
         covered.add(("POST", "/admin/language"))
         for url in PAGES:
@@ -258,6 +260,63 @@ class TestSignIn:
         out = post(web, "/admin/logout", "/admin/outbox")
         assert out.status_code == 303 and out.headers["location"] == "/admin/login"
         assert web.get("/admin/outbox", follow_redirects=False).status_code == 303
+
+    def test_a_copy_of_the_cookie_taken_before_sign_out_opens_nothing(
+        self, system: System, api: TestClient, users: None, browser: Callable[[], TestClient]
+    ) -> None:
+        _, sale = new_sale(api)
+        web = browser()
+        assert sign_in(web, SUPPORT).status_code == 303
+        url = f"/admin/sales/{sale['id']}"
+        token = csrf_of(web, url)
+        stolen = browser()
+        stolen.cookies.update(web.cookies)  # the cookie, copied before sign-out
+        assert stolen.get("/admin/sales", follow_redirects=False).status_code == 200
+        assert post(web, "/admin/logout", url).status_code == 303
+
+        assert stolen.get("/admin/sales", follow_redirects=False).status_code == 303
+        replay = stolen.post(
+            f"{url}/withdraw", data={"csrf_token": token, "note": "x"}, follow_redirects=False
+        )
+        assert replay.status_code == 303
+        assert replay.headers["location"].startswith("/admin/login")
+        assert sale_row(system, sale["id"]).status == "pending"
+
+    def test_sign_out_everywhere_ends_every_browser_of_the_user_only(
+        self, users: None, browser: Callable[[], TestClient]
+    ) -> None:
+        desk, laptop, other = browser(), browser(), browser()
+        for client, who in ((desk, SUPPORT), (laptop, SUPPORT), (other, ADMIN)):
+            assert sign_in(client, who).status_code == 303
+        out = post(desk, "/admin/logout/everywhere", "/admin/sales")
+        assert out.status_code == 303 and out.headers["location"] == "/admin/login"
+        assert "Signed out on every browser." in desk.get("/admin/login").text
+        for gone in (desk, laptop):
+            assert gone.get("/admin/sales", follow_redirects=False).status_code == 303
+        assert other.get("/admin/sales", follow_redirects=False).status_code == 200
+
+    def test_a_password_change_ends_every_session_of_the_user(
+        self, system: System, users: None, browser: Callable[[], TestClient]
+    ) -> None:
+        one, two = browser(), browser()
+        for client in (one, two):
+            assert sign_in(client, SUPPORT).status_code == 303
+        assert accounts.set_password(system.services, SUPPORT, "a new long password") == 2
+        for client in (one, two):
+            assert client.get("/admin/sales", follow_redirects=False).status_code == 303
+        assert sign_in(one, SUPPORT).status_code == 401  # the old password is gone
+        assert sign_in(one, SUPPORT, "a new long password").status_code == 303
+        with pytest.raises(InvalidInput):
+            accounts.set_password(system.services, SUPPORT, "short")
+        with pytest.raises(NotFound):
+            accounts.set_password(system.services, "nobody@console.example", PASSWORD)
+
+    def test_an_expired_session_is_gone_even_within_the_cookie_life(
+        self, users: None, web: TestClient, clock: MovableClock
+    ) -> None:
+        assert sign_in(web, SUPPORT).status_code == 303
+        clock.advance(hours=accounts.SESSION_HOURS, seconds=1)
+        assert web.get("/admin/sales", follow_redirects=False).status_code == 303
 
     @pytest.mark.parametrize(
         ("email", "password"),
@@ -758,6 +817,7 @@ class TestOutbox:
         assert f'action="/admin/outbox/{dead.id}/retry"' in page.text
 
         clock.advance(hours=200)  # past give_up_after_hours since it was queued
+        assert sign_in(support, SUPPORT).status_code == 303  # 200 h outlive any session
         handler.script = ["451 4.3.0 try again later"]
         retried = post(support, f"/admin/outbox/{dead.id}/retry", "/admin/outbox?status=dead")
         assert retried.status_code == 303

@@ -291,7 +291,7 @@ class TestPrompted:
         term.type(PASSWORD + "x")
         status, output = term.finish()
         assert status == 2
-        assert "mailflow: the two passwords differ; nothing was created" in output
+        assert "mailflow: the two passwords differ; nothing was changed" in output
         assert user_count(config) == 0
 
     def test_a_short_password_is_refused_at_once(
@@ -303,5 +303,89 @@ class TestPrompted:
         status, output = term.finish()
         assert status == 2
         assert "Password again" not in output
-        assert "the password must be at least 12 characters; nothing was created" in output
+        assert "the password must be at least 12 characters; nothing was changed" in output
         assert user_count(config) == 0
+
+
+class TestSetPassword:
+    def test_a_new_password_signs_the_user_out_everywhere(
+        self,
+        config: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        status, _, err = create_user(
+            config,
+            capsys,
+            monkeypatch,
+            "agent@shop.example",
+            "--role",
+            "support",
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        )
+        assert status == 0, err
+        system = build(load(str(config)).settings)
+        try:
+            user = accounts.authenticate(system.services, "agent@shop.example", PASSWORD)
+            assert user is not None
+            tokens = [
+                accounts.start_session(system.services, accounts.SessionKind.CONSOLE, user.id)
+                for _ in range(2)
+            ]
+        finally:
+            system.close()
+
+        monkeypatch.setattr(sys, "stdin", io.StringIO("another long password\n"))
+        capsys.readouterr()
+        args = ["admin", "set-password", "Agent@Shop.example", "--password-stdin"]
+        status = main([*args, "--config", str(config)])
+        out, err = capsys.readouterr()
+        assert (status, out, err) == (
+            0,
+            "new password for agent@shop.example; 2 session(s) signed out\n",
+            "",
+        )
+        assert signs_in(config, "agent@shop.example", PASSWORD) is None
+        assert signs_in(config, "agent@shop.example", "another long password") is not None
+        system = build(load(str(config)).settings)
+        try:
+            for token in tokens:
+                kind = accounts.SessionKind.CONSOLE
+                assert accounts.session_subject(system.services, token, kind) is None
+        finally:
+            system.close()
+
+    @pytest.mark.parametrize(
+        ("email", "stdin", "message"),
+        [
+            ("nobody@shop.example", PASSWORD, "no console user nobody@shop.example"),
+            ("agent@shop.example", "short", "password: must be at least 12 characters"),
+        ],
+    )
+    def test_refusals_change_nothing(
+        self,
+        config: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+        email: str,
+        stdin: str,
+        message: str,
+    ) -> None:
+        create_user(
+            config,
+            capsys,
+            monkeypatch,
+            "agent@shop.example",
+            "--role",
+            "support",
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        )
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin + "\n"))
+        capsys.readouterr()
+        status = main(["admin", "set-password", email, "--password-stdin", "--config", str(config)])
+        _, err = capsys.readouterr()
+        assert status == 2
+        assert err == f"mailflow: {message}; nothing was changed\n"
+        assert signs_in(config, "agent@shop.example", PASSWORD) is not None

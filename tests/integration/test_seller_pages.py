@@ -360,6 +360,25 @@ class TestLogout:
         assert web.get("/seller/sales", follow_redirects=False).status_code == 303
 
 
+    def test_a_copy_of_the_cookie_taken_before_logout_opens_nothing(
+        self, api: TestClient, web: TestClient, system: System, seller: dict[str, Any]
+    ) -> None:
+        sale_id = _new_sale(api, seller["id"])
+        token = _login(web, system, seller["email"])
+        with TestClient(web.app, base_url="http://mailflow.test") as stolen:
+            stolen.cookies.update(web.cookies)
+            assert stolen.get("/seller/sales", follow_redirects=False).status_code == 200
+            web.post("/seller/logout", data={"csrf_token": token})
+            assert stolen.get("/seller/sales", follow_redirects=False).status_code == 303
+            replay = stolen.post(
+                f"/seller/sales/{sale_id}/refuse",
+                data={"csrf_token": token, "reason": "other"},
+                follow_redirects=False,
+            )
+            assert replay.status_code == 303
+        assert _sale(api, sale_id)["status"] == "pending"
+
+
 # The order list -----------------------------------------------------------------------------
 
 
