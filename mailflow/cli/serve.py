@@ -73,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
             source = str(loaded.source) if loaded.source else None
             runner.serve_processes(system, args.workers, source)
         else:
-            asyncio.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
+            runner.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
     except OSError as exc:
         raise CliError(f"cannot listen: {exc}") from exc
     finally:
