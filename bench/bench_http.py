@@ -7,8 +7,10 @@ One uvicorn process (a subprocess: the load client never shares its GIL) serves 
 of ``mailflow.web.app.create_app`` with one more route added by this bench,
 ``POST /bare`` answering ``{"ok": true}`` from a plain ``def`` (run in the threadpool, as the
 order and click endpoints are). Same app, same middleware, same server, same client, same
-connection count. The server runs as ``runner.serve`` configures uvicorn (asyncio loop,
-``lifespan="off"``, no access log), without the delivery worker and sweeper.
+connection count. The server runs as ``runner.serve`` configures uvicorn (the HTTP parser
+and event loop uvicorn picks for "auto": httptools and uvloop when installed, as with
+``uvicorn[standard]``, else h11 and asyncio; ``lifespan="off"``, no access log), without the
+delivery worker and sweeper. The first line printed names the parser and loop it runs.
 
 The load client runs in a process of its own and sends a fixed number of requests (a distinct
 order or link in each, all made before the clock starts) over ``--concurrency`` keep-alive
@@ -80,9 +82,59 @@ def settings_for(db_url: str, port: int) -> Any:
 # -- the server (``bench_http.py --serve URL PORT``, a subprocess) -----------------------------
 
 
+def server_config(app: Any, port: int, **overrides: Any) -> Any:
+    """The server's uvicorn configuration, as ``runner.serve``'s (``http`` left on "auto")."""
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "lifespan": "off",
+        "log_level": "warning",
+        "access_log": False,
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
+
+
+def server_stack(config: Any | None = None) -> str:
+    """The HTTP parser and event loop the server runs, e.g. ``"httptools, uvloop"``: the
+    protocol class uvicorn loads for ``config`` (by default the server's) and the loop
+    ``runner.run`` makes, as ``serve`` below runs them."""
+    from mailflow import runner
+
+    async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+    if config is None:
+        config = server_config(_no_app, 0, log_config=None)
+    if not config.loaded:
+        config.load()
+    module = config.http_protocol_class.__module__  # uvicorn.protocols.http.httptools_impl
+    http = module.rpartition(".")[2].removesuffix("_impl")
+    factory = runner.loop_factory()
+    loop = factory() if factory is not None else asyncio.new_event_loop()
+    try:
+        loop_name = type(loop).__module__.partition(".")[0]  # uvloop, asyncio
+    finally:
+        loop.close()
+    return f"{http}, {loop_name}"
+
+
+def banner(client: str, concurrency: int) -> str:
+    return (
+        f"bench_http: python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; client {client}"
+        + (" (asyncio streams" if client == "raw" else " (httpx2.AsyncClient")
+        + ", own process)"
+        + f", {concurrency} connections; one uvicorn process ({server_stack()})"
+    )
+
+
 def serve(db_url: str, port: int, breakdown: bool) -> None:
     import uvicorn
 
+    from mailflow import runner
     from mailflow.bootstrap import build
     from mailflow.web.app import create_app
 
@@ -93,15 +145,7 @@ def serve(db_url: str, port: int, breakdown: bool) -> None:
         from _breakdown import Meter
 
         Meter().install(system, app)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-    )
-    uvicorn.Server(config).run()
+    runner.run(uvicorn.Server(server_config(app, port)).serve())
 
 
 # -- load clients ------------------------------------------------------------------------------
@@ -484,14 +528,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     client = args.client
-    print(
-        f"bench_http: python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}; client {client}"
-        + (" (asyncio streams" if client == "raw" else " (httpx2.AsyncClient")
-        + ", own process)"
-        + f", {args.concurrency} connections; one uvicorn process (h11, asyncio)",
-        flush=True,
-    )
+    print(banner(client, args.concurrency), flush=True)
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         for kind in [k.strip() for k in args.db.split(",") if k.strip()]:

@@ -46,7 +46,8 @@ class System:
         target = SmtpTarget(
             host=host,
             port=port,
-            starttls=smtp.starttls and relay,
+            tls=smtp.tls if relay else "none",
+            ca_file=smtp.tls_ca_file if relay else "",
             username=smtp.username if relay else "",
             password=smtp.password if relay else "",
             timeout=smtp.timeout_seconds,

@@ -17,7 +17,14 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_FILE = Path("mailflow.toml")
 ENV_PREFIX = "MAILFLOW_"
@@ -77,7 +84,14 @@ class SmtpSettings(_Section):
     mode: Literal["embedded", "relay"] = "embedded"
     host: str = "127.0.0.1"
     port: int = Field(25, ge=1, le=65535)
-    starttls: bool = False
+    tls: Literal["starttls", "implicit", "none"] = "none"
+    """How the connection to the relay is encrypted: ``"starttls"`` (plain, then the STARTTLS
+    command, required), ``"implicit"`` (TLS from the first byte, usually port 465) or
+    ``"none"``."""
+    starttls: bool | None = None
+    """The older spelling: ``true`` is ``tls = "starttls"``, ``false`` is ``tls = "none"``."""
+    tls_ca_file: str = ""
+    """A PEM file of the certificates the relay's is checked against, instead of the system's."""
     username: str = ""
     password: str = ""
     embedded_port: int = Field(8025, ge=1, le=65535)
@@ -89,6 +103,29 @@ class SmtpSettings(_Section):
     give_up_after_hours: float = Field(96, gt=0)
     lease_seconds: float = Field(120, gt=0)
     timeout_seconds: float = Field(30, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starttls_means_tls(cls, data: Any) -> Any:
+        """``starttls = true`` (the older key) is ``tls = "starttls"``; both given must agree."""
+        if not isinstance(data, dict) or not isinstance(data.get("starttls"), bool):
+            return data  # a starttls that is not a boolean is reported by the field itself
+        starttls = data["starttls"]
+        if "tls" not in data:
+            return {**data, "tls": "starttls" if starttls else "none"}
+        if (data["tls"] == "starttls") != starttls:
+            raise ValueError(
+                f"smtp.starttls = {str(starttls).lower()} contradicts smtp.tls = "
+                f"{data['tls']!r}; set smtp.tls alone (it replaces smtp.starttls)"
+            )
+        return data
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value!r}")
+        return value
 
     @field_validator("from_address", "support_address", "seller_support_address")
     @classmethod

@@ -8,8 +8,9 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -20,6 +21,25 @@ from mailflow.store import wakeup
 from mailflow.web.app import create_app
 
 log = logging.getLogger("mailflow")
+
+T = TypeVar("T")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop uvicorn's ``loop="auto"`` would pick: uvloop's when it is installed (it
+    comes with ``uvicorn[standard]``), else asyncio's (``None``)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on the loop of ``loop_factory``. ``serve`` runs uvicorn inside a loop of its
+    own (beside the worker and the inbox), where uvicorn's ``loop`` setting does not apply."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
 
 
 class _Server(uvicorn.Server):
@@ -82,10 +102,13 @@ async def serve(
         await inbox.start()
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
     tasks = _tasks(system, stop)
+    # http "auto": httptools when installed (uvicorn[standard]), else h11. The loop is the
+    # one ``run`` made, uvloop when installed.
     config = uvicorn.Config(
         create_app(system),
         host=settings.server.host,
         port=settings.server.port,
+        http="auto",
         lifespan="off",
         log_level="info",
         access_log=False,
@@ -145,6 +168,10 @@ def serve_processes(system: System, workers: int, config_path: str | None) -> No
         host=settings.server.host,
         port=settings.server.port,
         workers=workers,
+        # Each HTTP process runs uvicorn's own loop: "auto" is uvloop and httptools when
+        # installed (uvicorn[standard]), else asyncio and h11.
+        loop="auto",
+        http="auto",
         # A child builds its own system on start; give it time on a busy machine.
         timeout_worker_healthcheck=30,
         lifespan="off",

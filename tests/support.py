@@ -89,10 +89,12 @@ Handler = TypeVar("Handler")
 
 
 @contextmanager
-def smtp_relay(handler: Handler) -> Iterator[tuple[Handler, int]]:
-    """An aiosmtpd server on 127.0.0.1 with ``handler``, and its port, while in the block."""
+def smtp_relay(handler: Handler, **options: Any) -> Iterator[tuple[Handler, int]]:
+    """An aiosmtpd server on 127.0.0.1 with ``handler``, and its port, while in the block;
+    ``options`` go to aiosmtpd's Controller (``ssl_context=`` for implicit TLS,
+    ``tls_context=`` and ``require_starttls=`` for STARTTLS)."""
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10, **options)
     controller.start()
     try:
         yield handler, port

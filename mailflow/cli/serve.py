@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
+import sys
 
 from mailflow import __version__
 from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
@@ -47,6 +48,13 @@ def _serve(args: argparse.Namespace) -> int:
     if loaded.source is None:
         print(f"development defaults: secrets kept in {settings.server.data_dir}/")
         print(f"API token: {settings.api.tokens[0]}")
+    if not settings.api.tokens:
+        # Allowed (an API nobody may call), but almost always a mistake in the file.
+        print(
+            "warning: [api] tokens is empty: every /api/ request will be refused with 401",
+            file=sys.stderr,
+            flush=True,
+        )
     if args.demo:
         sale_ids = demo.seed(system.services, secrets.token_hex(3))
         print(f"demo: {len(sale_ids)} sales created; the seller emails are in the inbox.")
@@ -65,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
             source = str(loaded.source) if loaded.source else None
             runner.serve_processes(system, args.workers, source)
         else:
-            asyncio.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
+            runner.run(runner.serve(system, with_inbox=settings.smtp.mode == "embedded"))
     except OSError as exc:
         raise CliError(f"cannot listen: {exc}") from exc
     finally:

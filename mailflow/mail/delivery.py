@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosmtplib
 
@@ -46,7 +46,11 @@ T = TypeVar("T")
 class SmtpTarget:
     host: str
     port: int
-    starttls: bool = False
+    tls: Literal["starttls", "implicit", "none"] = "none"
+    """``starttls``: plain, then STARTTLS (refused if the relay does not offer it);
+    ``implicit``: TLS from the first byte (port 465); ``none``: plain text."""
+    ca_file: str = ""
+    """PEM certificates to verify the relay's against; empty: the system's."""
     username: str = ""
     password: str = ""
     timeout: float = 30.0
@@ -196,8 +200,9 @@ class DeliveryWorker:
             hostname=t.host,
             port=t.port,
             timeout=t.timeout,
-            start_tls=t.starttls,
-            use_tls=False,
+            start_tls=t.tls == "starttls",
+            use_tls=t.tls == "implicit",
+            cert_bundle=t.ca_file or None,
         )
         await smtp.connect()
         if t.username:

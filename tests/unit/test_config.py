@@ -77,3 +77,48 @@ def test_bad_env_value_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path, f'[security]\nsecret_keys = ["{GOOD}"]\n')
     with pytest.raises(ConfigError, match=r"smtp\.concurrency"):
         load(path, {"MAILFLOW_SMTP__CONCURRENCY": "0"})
+
+
+def _smtp(tmp_path: Path, lines: str) -> Path:
+    return _write(tmp_path, f'[security]\nsecret_keys = ["{GOOD}"]\n[smtp]\n{lines}\n')
+
+
+@pytest.mark.parametrize(
+    ("lines", "tls"),
+    [
+        ("", "none"),
+        ('tls = "implicit"', "implicit"),
+        ('tls = "starttls"', "starttls"),
+        ("starttls = true", "starttls"),
+        ("starttls = false", "none"),
+        ('starttls = true\ntls = "starttls"', "starttls"),
+        ('starttls = false\ntls = "implicit"', "implicit"),
+    ],
+)
+def test_smtp_tls_mode_and_the_older_starttls_key(tmp_path: Path, lines: str, tls: str) -> None:
+    assert load(_smtp(tmp_path, lines), {}).settings.smtp.tls == tls
+
+
+def test_smtp_starttls_from_the_environment_still_means_starttls(tmp_path: Path) -> None:
+    settings = load(_smtp(tmp_path, ""), {"MAILFLOW_SMTP__STARTTLS": "true"}).settings
+    assert settings.smtp.tls == "starttls"
+
+
+@pytest.mark.parametrize(
+    "lines", ['starttls = true\ntls = "implicit"', 'starttls = false\ntls = "starttls"']
+)
+def test_smtp_starttls_contradicting_tls_is_refused_naming_both(tmp_path: Path, lines: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(_smtp(tmp_path, lines), {})
+    assert "smtp.starttls" in str(info.value) and "smtp.tls" in str(info.value)
+
+
+def test_smtp_tls_unknown_mode_and_missing_ca_file_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"smtp\.tls"):
+        load(_smtp(tmp_path, 'tls = "ssl"'), {})
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ConfigError, match=r"smtp\.tls_ca_file: .*nope\.pem"):
+        load(_smtp(tmp_path, f'tls_ca_file = "{missing}"'), {})
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    assert load(_smtp(tmp_path, f'tls_ca_file = "{ca}"'), {}).settings.smtp.tls_ca_file == str(ca)
