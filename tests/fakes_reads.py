@@ -24,7 +24,7 @@ from mailflow.store.messages import (
     SaleMail,
     Slice,
 )
-from mailflow.store.sellers import SellerProfile
+from mailflow.store.sellers import DuplicateSeller, SellerProfile
 from mailflow.store.templates import Draft, TemplateVersion, VersionInfo
 from tests.support import MovableClock
 
@@ -54,6 +54,8 @@ class FakeSellers:
         self.rows: dict[int, SellerProfile] = {}
 
     def create(self, name: str, email: str, locale: str, created_at: datetime) -> SellerProfile:
+        if self.by_email(email) is not None:
+            raise DuplicateSeller(email)
         seller = SellerProfile(
             len(self.rows) + 1, name, email, locale, created_at, None, "ok", None, 0
         )
@@ -62,6 +64,9 @@ class FakeSellers:
 
     def get(self, seller_id: int) -> SellerProfile | None:
         return self.rows.get(seller_id)
+
+    def by_email(self, email: str) -> SellerProfile | None:
+        return next((s for s in self.rows.values() if s.email.lower() == email.lower()), None)
 
 
 def _entry(message: OutboxMessage) -> OutboxEntry:

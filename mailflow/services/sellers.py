@@ -1,4 +1,9 @@
-"""Sellers: creation and look-up."""
+"""Sellers: creation and look-up.
+
+A seller is known by its address (case-insensitive): creating the same seller again (same
+address, name and language: a retried request) answers the first one, ``created=False``; the
+same address with other details is a conflict.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from typing import Any
 
 from mailflow.schemas import SellerIn
 from mailflow.services.context import ServiceContext
-from mailflow.services.errors import NotFound
-from mailflow.store.sellers import SellerProfile
+from mailflow.services.errors import Conflict, NotFound
+from mailflow.store.sellers import DuplicateSeller, SellerProfile
 
 
 def seller_view(seller: SellerProfile) -> dict[str, Any]:
@@ -22,7 +27,25 @@ def seller_view(seller: SellerProfile) -> dict[str, Any]:
 
 
 def create_seller(ctx: ServiceContext, data: SellerIn) -> dict[str, Any]:
-    return seller_view(ctx.sellers.create(data.name, data.email, data.locale, ctx.clock()))
+    """The seller, new or (the same request again) the existing one."""
+    return add_seller(ctx, data)[0]
+
+
+def add_seller(ctx: ServiceContext, data: SellerIn) -> tuple[dict[str, Any], bool]:
+    """The seller, and whether this call created it (False: the same request again)."""
+    try:
+        made = ctx.sellers.create(data.name, data.email, data.locale, ctx.clock())
+        return seller_view(made), True
+    except DuplicateSeller:
+        existing = ctx.sellers.by_email(data.email)
+        if existing is None:  # pragma: no cover - deleted between the two statements
+            raise
+    if (existing.name, existing.locale) != (data.name, data.locale):
+        raise Conflict(
+            f"seller {existing.id} has the address {existing.email} already",
+            code="seller_exists",
+        )
+    return seller_view(existing), False
 
 
 def get_seller(ctx: ServiceContext, seller_id: int) -> dict[str, Any]:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -16,6 +26,8 @@ def table(model: type[SQLModel]) -> Table:
 
 class Seller(SQLModel, table=True):
     __tablename__ = "sellers"
+    # One seller per address, whatever its case: a retried POST /sellers finds the first.
+    __table_args__ = (Index("uq_sellers_email_lower", func.lower(text("email")), unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)

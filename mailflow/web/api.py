@@ -21,8 +21,13 @@ class NoBody(BaseModel):
 
 
 @router.post("/sellers", status_code=status.HTTP_201_CREATED, tags=["sellers"])
-def create_seller(data: SellerIn, services: ServicesDep) -> dict[str, Any]:
-    return sellers.create_seller(services, data)
+def create_seller(data: SellerIn, services: ServicesDep, response: Response) -> dict[str, Any]:
+    """201 with the new seller; 200 with the existing one when the same seller (address,
+    name, locale) is sent again; 409 ``seller_exists`` for the address with other details."""
+    seller, created = sellers.add_seller(services, data)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return seller
 
 
 @router.get("/sellers/{seller_id}", tags=["sellers"])
