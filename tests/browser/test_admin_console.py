@@ -42,6 +42,7 @@ SUPPORT = "service-client@marketplace.example"
 PASSWORD = "correct horse battery staple"
 MARK = "[Nouveau]"
 EDIT = "/admin/templates/seller_new_sale/fr"
+REFUSED_EN = "/admin/templates/buyer_sale_refused/en"
 WITHDRAW_ORDER = "MKT-2026-7731"
 
 
@@ -353,6 +354,41 @@ class TestAnAdminEditsATemplate:
         page.get_by_role("link", name="seller_new_sale · fr").click()
         page.get_by_role("button", name="Roll back to it version 0").click()
         expect(page.get_by_text("Rolled back to version 0 (the shipped default)")).to_be_visible()
+
+    def test_the_preview_is_there_when_the_editor_opens(
+        self, open_tab: Any, sessions: dict[str, Any], console: Console
+    ) -> None:
+        tab = signed_in(open_tab, sessions, ADMIN)
+        page = tab.page
+        tab.go(REFUSED_EN)
+        # Nothing typed: subject, text and HTML are shown as sent, with the sample data.
+        frame = page.frame_locator("#preview-html")
+        expect(frame.locator("body")).to_contain_text("cannot sell you")
+        expect(frame.locator("body")).to_contain_text("Hello Éloïse Müller")
+        expect(page.locator("#preview-text")).to_contain_text("Hello Éloïse Müller")
+        expect(page.locator("#preview-subject")).to_contain_text("article unavailable")
+
+    def test_text_the_browser_puts_back_is_previewed_without_a_keystroke(
+        self, open_tab: Any, sessions: dict[str, Any], console: Console
+    ) -> None:
+        tab = signed_in(open_tab, sessions, ADMIN)
+        page = tab.page
+        tab.go(REFUSED_EN)
+        expect(page.locator("#preview-subject")).to_contain_text("article unavailable")
+        # Text typed, then the page left before any preview, then back: Chromium puts the
+        # typed text back into the area, and the preview must show it, not the saved version.
+        page.get_by_label("Subject", exact=True).evaluate(
+            "area => { area.value = 'Restored {{ order.external_id }}'; }"
+        )
+        tab.go("/admin/templates")
+        page.go_back()
+        expect(page.get_by_label("Subject", exact=True)).to_have_value(
+            "Restored {{ order.external_id }}"
+        )
+        expect(page.locator("#preview-subject")).to_have_text(re.compile(r"^Restored \S+$"))
+        expect(page.locator("#preview-state")).to_have_text("Preview up to date.")
+        frame = page.frame_locator("#preview-html")
+        expect(frame.locator("body")).to_contain_text("cannot sell you")
 
 
 # -- customer service -----------------------------------------------------------------------
