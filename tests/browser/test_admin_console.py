@@ -27,7 +27,7 @@ from mailflow.schemas import BuyerIn, ItemIn, OrderIn, SellerIn
 from mailflow.services import accounts, orders, sales, sellers
 from mailflow.services import console as console_service
 from mailflow.services.context import ServiceContext
-from tests.support import RelayHandler, context_options, deliver, html_of
+from tests.support import RelayHandler, axe_violations, context_options, deliver, html_of
 
 try:
     from playwright.sync_api import expect
@@ -531,6 +531,43 @@ class TestMail:
         expect(links).to_have_count(3)
         for href in links.evaluate_all("links => links.map(a => a.href)"):
             assert re.match(r"http://mailflow\.test/s/[\w.-]+$", href)
+
+
+class TestAccessibility:
+    @pytest.mark.parametrize("width", [1280, 375])
+    def test_axe_finds_nothing_serious_on_the_console_pages(
+        self, open_tab: Any, sessions: dict[str, Any], console: Console, width: int
+    ) -> None:
+        # axe-core comes in as a script tag, which the CSP refuses: these tabs bypass it (the
+        # other tests check the CSP).
+        tab = signed_in(
+            open_tab, sessions, ADMIN, bypass_csp=True, viewport={"width": width, "height": 900}
+        )
+        page = tab.page
+        found: list[str] = []
+        for path in (
+            "/admin/templates",
+            EDIT,
+            "/admin/sales",
+            f"/admin/sales/{console.to_withdraw}",
+            "/admin/sellers",
+            f"/admin/sellers/{console.shop_id}",
+            "/admin/outbox",
+            f"/admin/outbox/{console.dead_message}",
+            f"/admin/outbox/{console.dead_message}?view=text",
+            f"/admin/outbox/{console.dead_message}?view=raw",
+            "/admin/inbox",
+            "/admin/inbox/1?view=raw",
+            "/admin/inbox/1?view=links",
+        ):
+            tab.go(path)
+            if path == EDIT:
+                expect(page.locator("#preview-text")).to_contain_text("Bonjour")
+            found += axe_violations(page)
+        signed_out = open_tab(bypass_csp=True, viewport={"width": width, "height": 900})
+        signed_out.go("/admin/login")
+        found += axe_violations(signed_out.page)
+        assert found == []
 
 
 class TestOnAPhone:
