@@ -599,3 +599,41 @@ class TestOnAPhone:
             no_sideways_scroll(page)
         tab.go(f"/admin/sales/{console.to_withdraw}")
         shot(page, screenshots, "sale-phone")
+
+    def test_table_cells_show_their_column_labels(
+        self, open_tab: Any, sessions: dict[str, Any], console: Console, screenshots: Path
+    ) -> None:
+        tab = signed_in(
+            open_tab,
+            sessions,
+            SUPPORT,
+            viewport={"width": 375, "height": 812},
+            is_mobile=True,
+            has_touch=True,
+            device_scale_factor=1,
+        )
+        page = tab.page
+        labels = (
+            "row => Array.from(row.querySelectorAll('td'),"
+            " td => getComputedStyle(td, '::before').content)"
+        )
+        for language, change, menu, expected in (
+            ("fr", "Change", "Vendeurs", ['"Vendeur"', '"Taux"', '"Niveau"', '"Comptées"']),
+            ("en", "Changer", "Sellers", ['"Seller"', '"Rate"', '"Tier"', '"Counted"']),
+        ):
+            page.locator("#console-language").select_option(language)
+            page.get_by_role("button", name=change).click()
+            page.get_by_role("link", name=menu).click()
+            expect(page.locator("table.list thead")).to_be_hidden()  # the phone layout
+            row = page.get_by_role("row").filter(has_text="Bellecour Records")
+            expect(row).to_be_visible()
+            shown = row.evaluate(labels)
+            headers = page.locator("table.list th").all_text_contents()
+            # Every cell is labelled with its column's header, in the console's language.
+            assert shown == [f'"{header}"' for header in headers], shown
+            assert shown[:4] == expected
+            if language == "fr":
+                shot(page, screenshots, "sellers-phone-fr")
+        tab.go("/admin/sales")
+        row = page.get_by_role("row").filter(has_text="Carnet A5")
+        assert row.evaluate(labels)[:3] == ['"Sale"', '"Order"', '"Article"']
