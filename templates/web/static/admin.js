@@ -163,13 +163,15 @@
   /* On load, the preview shows what the text areas hold. The server renders the shown
      version, but the browser may have put other text back into the areas (reload, back,
      a restored tab), and a page without a rendered preview has an empty frame: either way,
-     preview at once instead of waiting for the first keystroke. */
+     preview at once instead of waiting for the first keystroke. A refused draft's page
+     already lists its problems (in the console's language) and has nothing to preview. */
   function previewIfStale() {
     var restored = Array.prototype.some.call(form.querySelectorAll("textarea"), function (area) {
       return area.value !== area.defaultValue;
     });
-    var frame = document.getElementById("preview-html");
-    if (restored || !frame.getAttribute("src") || text.textContent === "") preview();
+    var empty = !document.getElementById("preview-html").getAttribute("src") ||
+      text.textContent === "";
+    if (restored || (empty && summary.hidden)) preview();
   }
 
   window.addEventListener("pageshow", previewIfStale);
