@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -168,3 +169,36 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 def context_options(**overrides: Any) -> dict[str, Any]:
     """A desktop browser in French, 1280 pixels wide, unless overridden (browser tests)."""
     return {"viewport": {"width": 1280, "height": 900}, "locale": "fr-FR", **overrides}
+
+
+# axe-core, the accessibility checker the browser tests run in each page. It comes from npm
+# (package.json at the repository's root): `npm install` (or `npm ci`) puts it here.
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_FAILS_ON = ("serious", "critical")
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations in the page as it is now, one line each
+    (rule, impact, the elements' selectors). Fails the test, never skips it, without axe-core.
+
+    axe is added as a script tag, which the pages' CSP (script-src 'self') refuses: open the
+    page in a context with ``bypass_csp=True`` (the other browser tests keep checking the CSP)."""
+    import pytest
+
+    if not AXE.is_file():
+        pytest.fail(
+            f"axe-core is missing ({AXE} not found): run `npm install` at the repository's root",
+            pytrace=False,
+        )
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    # The frames hold email HTML (previews, messages), not the page's own markup.
+    results = page.evaluate(
+        "() => axe.run(document, { iframes: false, resultTypes: ['violations'] })"
+    )
+    return [
+        f"{v['id']} ({v['impact']}) on {page.url}: {v['help']}: "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"])
+        for v in results["violations"]
+        if v["impact"] in AXE_FAILS_ON
+    ]

@@ -29,6 +29,7 @@ from mailflow.store.models import OutboxMessage
 from tests.support import (
     MovableClock,
     RelayHandler,
+    axe_violations,
     context_options,
     deliver,
     path_of,
@@ -440,3 +441,29 @@ class TestSellerPortal:
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         expect(page.get_by_label("Rechercher")).to_be_visible()
         _shot(page, screenshots, "list-phone")
+
+    @pytest.mark.parametrize("width", [1280, 375])
+    def test_axe_finds_nothing_serious_on_the_portal_pages(
+        self, open_tab: Any, signed_in: dict[str, Any], shop: Shop, width: int
+    ) -> None:
+        # axe-core comes in as a script tag, which the CSP refuses: these tabs bypass it (the
+        # other tests check the CSP).
+        viewport = {"width": width, "height": 900}
+        found: list[str] = []
+        signed_out = open_tab(bypass_csp=True, viewport=viewport)
+        signed_out.go("/seller/login")
+        found += axe_violations(signed_out.page)
+        tab = open_tab(storage_state=signed_in, bypass_csp=True, viewport=viewport)
+        page = tab.page
+        for path in (
+            "/seller/sales",
+            "/seller/sales?status=accepted",
+            f"/seller/sales/{shop.pending['Madame Bovary']}",
+            f"/seller/sales/{shop.accepted['Germinal']}",
+            "/seller/stats",
+        ):
+            tab.go(path)
+            for summary in page.locator("details > summary").all():
+                summary.click()  # the forms folded inside a sale's page are checked too
+            found += axe_violations(page)
+        assert found == []

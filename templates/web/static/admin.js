@@ -3,6 +3,8 @@
  * - The template editor's live preview: after a pause in typing, the form is posted to the
  *   preview endpoint (JSON: the subject and text as sent, or the problems at their part and
  *   line), then submitted into the sandboxed frame that shows the HTML as sent.
+ *   On load it previews too when the text areas hold other text than the version the page
+ *   rendered (the browser restores typed text on reload and back) or nothing is rendered.
  * - "Line N" buttons next to a problem select that line in its text area.
  * - Forms with data-confirm ask before an action that cannot be undone.
  * Without this script every page still works: the editor saves drafts and previews the HTML
@@ -157,4 +159,20 @@
     event.preventDefault();
     preview();
   });
+
+  /* On load, the preview shows what the text areas hold. The server renders the shown
+     version, but the browser may have put other text back into the areas (reload, back,
+     a restored tab), and a page without a rendered preview has an empty frame: either way,
+     preview at once instead of waiting for the first keystroke. A refused draft's page
+     already lists its problems (in the console's language) and has nothing to preview. */
+  function previewIfStale() {
+    var restored = Array.prototype.some.call(form.querySelectorAll("textarea"), function (area) {
+      return area.value !== area.defaultValue;
+    });
+    var empty = !document.getElementById("preview-html").getAttribute("src") ||
+      text.textContent === "";
+    if (restored || (empty && summary.hidden)) preview();
+  }
+
+  window.addEventListener("pageshow", previewIfStale);
 })();
