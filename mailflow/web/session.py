@@ -7,7 +7,8 @@ not the cookie's word alone: it holds the token of a server-side session
 Every form carries a CSRF token bound to the session, checked before any state change.
 Before that, a page request with an unsafe method (POST, PUT, PATCH, DELETE) is refused when
 the browser says it comes from another site: an ``Origin`` that is neither
-``server.base_url``'s nor the request's own, or, without ``Origin``, ``Sec-Fetch-Site:
+``server.base_url``'s nor the request's own, or, without ``Origin`` (or with ``null``, which
+browsers send from a page with ``Referrer-Policy: no-referrer``), ``Sec-Fetch-Site:
 cross-site``. The JSON API (bearer tokens, no cookies) is not concerned.
 """
 
@@ -79,7 +80,9 @@ class CrossSiteFormCheck:
     def _cross_site(self, scope: Scope) -> bool:
         headers = dict(scope["headers"])
         origin = headers.get(b"origin")
-        if origin is None:
+        # "null": what a browser sends from a page with Referrer-Policy: no-referrer (every
+        # page here); then Sec-Fetch-Site is its word.
+        if origin is None or origin == b"null":
             return bool(headers.get(b"sec-fetch-site", b"").lower() == b"cross-site")
         given = origin_of(origin.decode("latin-1"))
         if given == self.own:

@@ -813,7 +813,7 @@ class TestCsrf:
         "headers",
         [
             {"Origin": "http://evil.example"},
-            {"Origin": "null"},
+            {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
             {"Origin": "https://mailflow.test"},  # another scheme is another origin
             {"Sec-Fetch-Site": "cross-site"},
         ],
@@ -842,6 +842,7 @@ class TestCsrf:
             {"Origin": "http://mailflow.test"},
             {"Origin": "HTTP://MAILFLOW.TEST:80"},
             {"Sec-Fetch-Site": "same-origin"},
+            {"Origin": "null", "Sec-Fetch-Site": "same-origin"},  # a no-referrer page
             {},
         ],
     )
