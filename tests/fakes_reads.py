@@ -17,6 +17,7 @@ from mailflow.services.context import ServiceContext
 from mailflow.store.history import SaleStart, StatusChange, StatusHistory
 from mailflow.store.listings import Listing, Restock
 from mailflow.store.messages import (
+    Attempt,
     InboxEntry,
     InboxMessage,
     OutboxEntry,
@@ -82,12 +83,14 @@ def _entry(message: OutboxMessage) -> OutboxEntry:
         message.created_at,
         message.sent_at,
         message.sale_id,
+        message.note,
     )
 
 
 class FakeMessages:
     def __init__(self, *outbox: OutboxMessage, inbox: tuple[InboxMessage, ...] = ()) -> None:
         self.outbox_rows = {message.id: message for message in outbox}
+        self.history: dict[int, list[Attempt]] = {}
         self.inbox_rows = {message.id: message for message in inbox}
         self.wakes = 0
         """How many requeues would have woken the delivery worker."""
@@ -122,8 +125,14 @@ class FakeMessages:
         self.outbox_rows[message_id] = replace(
             message, status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None
         )
+        since = message.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        detail = f"after {message.attempts} attempt(s) since {since}"
+        self.history.setdefault(message_id, []).append(Attempt(at, "retried", detail))
         self.wakes += 1
         return only_from
+
+    def attempts(self, message_id: int) -> list[Attempt]:
+        return list(self.history.get(message_id, []))
 
     def has_inbox(self) -> bool:
         return bool(self.inbox_rows)

@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar
 import aiosmtplib
 
 from mailflow.clock import Clock
+from mailflow.mail.formatting import duration
 from mailflow.store.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Result
 
 log = logging.getLogger(__name__)
@@ -275,8 +276,9 @@ class DeliveryWorker:
             log.warning("outbox %s dead: %s", item.id, error)
             return Result(item.id, item.lease_until, DEAD, error)
         if now - item.created_at >= self.give_up:
-            log.warning("outbox %s dead after %s: %s", item.id, self.give_up, error)
-            return Result(item.id, item.lease_until, DEAD, f"gave up after {self.give_up}: {error}")
+            gave_up = f"gave up after {duration(self.give_up)}"
+            log.warning("outbox %s dead, %s: %s", item.id, gave_up, error)
+            return Result(item.id, item.lease_until, DEAD, f"{gave_up}: {error}")
         delay = timedelta(seconds=self.retry_base * 2 ** max(item.attempts - 1, 0))
         next_at = min(now + delay, item.created_at + self.give_up)
         log.info("outbox %s retry at %s: %s", item.id, next_at.isoformat(), error)

@@ -76,4 +76,5 @@ class Outbox:
             body=body,
             sale_id=sale_id,
             at=now,
+            note=rendered.fallback,
         )

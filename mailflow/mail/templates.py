@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -46,6 +46,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    fallback: str | None = None
+    """Why the shipped template was rendered instead of the published version, if it was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,14 +200,13 @@ class Renderer:
                     return self.render(key, locale, context, source=published)
                 except TemplateError as exc:
                     # A published version that fails on real data must not block the state
-                    # change it reports: send the shipped template and tell the logs.
-                    log.error(
-                        "published %s/%s v%s failed (%s); sending the shipped template",
-                        key,
-                        locale,
-                        published.version,
-                        exc,
+                    # change it reports: send the shipped template, and say so on the row.
+                    fallback = (
+                        f"published version {published.version} of {key}/{locale} failed "
+                        f"({exc}); the shipped template was sent"
                     )
+                    log.error("%s", fallback)
+                    return replace(self.render(key, locale, context), fallback=fallback)
         values = {**context, "locale": locale}
         parts = {part: self._part(key, locale, part, values, source) for part in PARTS}
         return RenderedEmail(

@@ -19,7 +19,14 @@ from mailflow.services import templates
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
 from mailflow.store.history import ConsoleSale
-from mailflow.store.messages import InboxEntry, InboxMessage, OutboxEntry, OutboxMessage, Slice
+from mailflow.store.messages import (
+    Attempt,
+    InboxEntry,
+    InboxMessage,
+    OutboxEntry,
+    OutboxMessage,
+    Slice,
+)
 
 PAGE_SIZE = 50
 Row = TypeVar("Row")
@@ -104,15 +111,21 @@ def outbox_message(ctx: ServiceContext, message_id: int) -> OutboxMessage:
     return row
 
 
+def outbox_attempts(ctx: ServiceContext, message_id: int) -> list[Attempt]:
+    """What happened to an outbox message, across retries, oldest first."""
+    return ctx.messages.attempts(message_id)
+
+
 def retry_message(ctx: ServiceContext, message_id: int) -> None:
     """Put a dead message back in the queue, due now, with the same Message-ID and body.
 
     The worker gives up on a message ``smtp.give_up_after_hours`` after its ``created_at``
     and doubles its retry delay with each attempt, so both are reset: ``created_at`` becomes
     the time of the retry and ``attempts`` 0, giving the retried message a full new retry
-    schedule (there is no separate column for a retry time). ``last_error`` stays until the
-    message is delivered, to show why it died. A compare-and-set on ``status = 'dead'`` makes
-    two retries of one message queue it once.
+    schedule. Nothing is lost: every failed attempt, the giving up and the retry (with the
+    schedule it ended) stay in the message's history (``outbox_attempts``), and
+    ``last_error`` stays until the message is delivered. A compare-and-set on
+    ``status = 'dead'`` makes two retries of one message queue it once.
     """
     status = ctx.messages.requeue(message_id, ctx.clock(), only_from=DEAD, to=QUEUED)
     if status is None:

@@ -12,6 +12,8 @@ from sqlmodel import SQLModel, col
 
 from mailflow.store import models
 from mailflow.store.database import Database, mail_queued
+from mailflow.store.models import OutboxAttempt
+from mailflow.store.outbox import add_attempt
 
 _outbox = models.OutboxMessage.metadata.tables["outbox"]
 _Out = models.OutboxMessage
@@ -41,6 +43,7 @@ class OutboxEntry:
     created_at: datetime
     sent_at: datetime | None
     sale_id: int | None
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,16 @@ class OutboxMessage:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A line of an outbox message's history."""
+
+    at: datetime
+    outcome: str  # "failed", "dead" or "retried"
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -146,10 +159,21 @@ class Messages:
         with self._db.read() as session:
             return [SaleMail(*row) for row in session.execute(statement)]
 
+    def attempts(self, message_id: int) -> list[Attempt]:
+        """The message's history, oldest first."""
+        statement = (
+            select(*_columns(OutboxAttempt, Attempt))
+            .where(col(OutboxAttempt.message_id) == message_id)
+            .order_by(col(OutboxAttempt.id))
+        )
+        with self._db.read() as session:
+            return [Attempt(*row) for row in session.execute(statement)]
+
     def requeue(self, message_id: int, at: datetime, *, only_from: str, to: str) -> str | None:
         """Put the message in status ``to``, due at ``at`` with a fresh retry schedule
         (``created_at`` is ``at``, no attempts), if it is in status ``only_from``; a
-        compare-and-set, so two requeues of one message succeed once. ``last_error`` stays.
+        compare-and-set, so two requeues of one message succeed once. ``last_error`` stays,
+        and the history gets a ``retried`` line saying what the schedule had been.
 
         Answers the status the message was in (``only_from`` when it was requeued), or None
         when there is no such message.
@@ -160,7 +184,14 @@ class Messages:
                 .where(_outbox.c.id == message_id, _outbox.c.status == only_from)
                 .values(status=to, next_attempt_at=at, created_at=at, attempts=0, lease_until=None)
             )
+            before = session.execute(
+                select(_outbox.c.attempts, _outbox.c.created_at).where(_outbox.c.id == message_id)
+            ).first()
             if session.connection().execute(requeue).rowcount:
+                assert before is not None
+                since = before[1].strftime("%Y-%m-%d %H:%M:%S UTC")
+                detail = f"after {before[0]} attempt(s) since {since}"
+                add_attempt(session, message_id, at, "retried", detail)
                 mail_queued(session)  # wakes the delivery worker after the commit
                 return only_from
             status: str | None = session.execute(

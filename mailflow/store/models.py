@@ -164,6 +164,22 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime
     sent_at: datetime | None = None
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """Set when the email was not rendered as asked: a published template that failed, so
+    the shipped one was sent."""
+
+
+class OutboxAttempt(SQLModel, table=True):
+    """What happened to an outbox message, kept across retries: a failed attempt, giving
+    up, an admin's retry."""
+
+    __tablename__ = "outbox_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="outbox.id", index=True)
+    at: datetime
+    outcome: str = Field(max_length=16)  # "failed", "dead" or "retried"
+    detail: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class InboxMessage(SQLModel, table=True):

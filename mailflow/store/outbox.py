@@ -18,13 +18,14 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from mailflow.store import _direct as direct
 from mailflow.store.database import Database, Transaction, mail_queued
-from mailflow.store.models import OutboxMessage, table
+from mailflow.store.models import OutboxAttempt, OutboxMessage, table
 
 QUEUED = "queued"
 SENT = "sent"
 DEAD = "dead"
 
 _table = table(OutboxMessage)
+_attempts = table(OutboxAttempt)
 _c = _table.c
 
 
@@ -40,6 +41,7 @@ def add(
     body: bytes,
     sale_id: int | None,
     at: datetime,
+    note: str | None = None,
 ) -> int:
     """Write a composed email's row, due ``at``, in ``tx`` (a plain INSERT, no unit of work),
     and wake the delivery worker once ``tx`` commits. The row's id."""
@@ -56,6 +58,7 @@ def add(
         "attempts": 0,
         "next_attempt_at": at,
         "created_at": at,
+        "note": note,
     }
     row_id = direct.connection(tx).execute(_INSERT, values).scalar_one()
     mail_queued(tx)
@@ -161,7 +164,7 @@ class OutboxStore:
                 values["last_error"] = (r.error or "")[:2000]
                 if r.next_attempt_at is not None:
                     values["next_attempt_at"] = r.next_attempt_at
-                session.execute(
+                changed = session.execute(
                     update(_table)
                     .where(
                         _c.id == r.id,
@@ -170,6 +173,9 @@ class OutboxStore:
                     )
                     .values(**values)
                 )
+                if changed.rowcount:  # type: ignore[attr-defined]
+                    outcome = "dead" if r.status == DEAD else "failed"
+                    add_attempt(session, r.id, now, outcome, values["last_error"])
 
     def release(self, claimed: Iterable[Claimed]) -> None:
         """Give claimed rows back at once (a clean shutdown), without waiting for the lease."""
@@ -205,3 +211,10 @@ class OutboxStore:
                 select(func.count()).select_from(_table).where(_c.status == QUEUED)
             ).scalar_one()
             return count
+
+
+def add_attempt(tx: Transaction, message_id: int, at: datetime, outcome: str, detail: str) -> None:
+    """One line of a message's history (``failed``, ``dead``, ``retried``)."""
+    direct.connection(tx).execute(
+        insert(_attempts).values(message_id=message_id, at=at, outcome=outcome, detail=detail)
+    )

@@ -157,7 +157,13 @@ def outbox_page(
 
 
 def _message_page(
-    request: Request, kind: str, message_id: int, row: Any, raw: bytes, view: str | None
+    request: Request,
+    kind: str,
+    message_id: int,
+    row: Any,
+    raw: bytes,
+    view: str | None,
+    history: list[Any],
 ) -> HTMLResponse:
     """One message of the outbox or the inbox: its HTML, text, raw and links views."""
     shown = message_view(raw)
@@ -170,6 +176,7 @@ def _message_page(
         message=shown,
         view=_view_of(view, shown),
         base=f"/admin/{kind}/{message_id}",
+        history=history,
     )
 
 
@@ -210,7 +217,10 @@ def inbox_page(
 
 
 def _message_routes(
-    kind: str, load: Callable[[ServiceContext, int], Any], raw_of: Callable[[Any], bytes]
+    kind: str,
+    load: Callable[[ServiceContext, int], Any],
+    raw_of: Callable[[Any], bytes],
+    history: Callable[[ServiceContext, int], list[Any]] = lambda ctx, message_id: [],
 ) -> None:
     """The routes of one message of the ``kind`` box (outbox or inbox): its page, its HTML in
     a sandboxed frame, and the message as an .eml file."""
@@ -224,7 +234,8 @@ def _message_routes(
         view: str | None = None,
     ) -> HTMLResponse:
         row = load(ctx, message_id)
-        return _message_page(request, kind, message_id, row, raw_of(row), view)
+        past = history(ctx, message_id)
+        return _message_page(request, kind, message_id, row, raw_of(row), view, past)
 
     @router.get(f"/{kind}/{{message_id}}/html", response_class=HTMLResponse, name=f"{kind}_frame")
     def frame(message_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep) -> HTMLResponse:
@@ -235,5 +246,5 @@ def _message_routes(
         return _eml(raw_of(load(ctx, message_id)), f"{kind}-{message_id}")
 
 
-_message_routes("outbox", console.outbox_message, lambda row: row.body)
+_message_routes("outbox", console.outbox_message, lambda row: row.body, console.outbox_attempts)
 _message_routes("inbox", console.inbox_message, lambda row: row.raw)

@@ -837,6 +837,60 @@ class TestOutbox:
         assert sent.status == "sent" and sent.last_error is None
         assert [m["Message-ID"] for m in handler.messages()] == [dead.message_id]
 
+    def test_a_retried_message_keeps_the_history_of_every_attempt(
+        self,
+        system: System,
+        api: TestClient,
+        support: TestClient,
+        relay: tuple[RelayHandler, int],
+        clock: MovableClock,
+    ) -> None:
+        handler, _ = relay
+        handler.script = ["550 5.1.1 no such mailbox"]
+        new_sale(api)
+        deliver(system)
+        [dead] = outbox_rows(system)
+        queued_at = _utc(dead.created_at)
+        clock.advance(minutes=5)
+        handler.script = ["451 4.3.0 try again later"]
+        post(support, f"/admin/outbox/{dead.id}/retry", "/admin/outbox?status=dead")
+        deliver(system)
+        page = support.get(f"/admin/outbox/{dead.id}").text
+        history = page[page.index("History") :]
+        lines = re.findall(r"<strong>([^<]+)</strong>: ([^<]+)</li>", history)
+        assert lines == [
+            ("Given up", "550 5.1.1 no such mailbox"),
+            ("Retried", f"after 1 attempt(s) since {queued_at:%Y-%m-%d %H:%M:%S} UTC"),
+            ("Attempt failed", "451 4.3.0 try again later"),
+        ]
+
+    def test_a_published_template_failing_at_send_time_is_marked_on_the_row(
+        self, system: System, api: TestClient, admin: TestClient
+    ) -> None:
+        seller = factories.seller(api)
+        first = factories.order(api, seller["id"])["sales"][0]["id"]
+        url = "/api/v1/templates/seller_new_sale/fr"
+        shipped = api.get(url).json()
+        # Fine on the sample sale (12) and the first one; a division by zero on the next.
+        broken = shipped["text"].replace(
+            "{% endblock %}", "{{ 100 // (sale.id - " + str(first + 1) + ") }}{% endblock %}", 1
+        )
+        parts = {"subject": shipped["subject"], "html": shipped["html"], "text": broken}
+        draft = api.put(url, json=parts)
+        assert draft.status_code == 201, draft.text
+        version = draft.json()["version"]
+        assert api.post(f"{url}/publish", json={"version": version}).status_code == 200
+        factories.order(api, seller["id"])
+        row = outbox_rows(system)[-1]
+        assert row.template == "seller_new_sale"
+        assert row.note is not None
+        assert row.note.startswith(f"published version {version} of seller_new_sale/fr failed")
+        assert "division" in row.note and row.note.endswith("; the shipped template was sent")
+        page = admin.get(f"/admin/outbox/{row.id}").text
+        assert "the shipped template was sent" in page
+        listing = admin.get("/admin/outbox").text
+        assert listing.count("sent with the shipped template") == 1
+
     def test_retry_without_the_csrf_token_or_of_a_live_message_changes_nothing(
         self, system: System, api: TestClient, support: TestClient, relay: tuple[RelayHandler, int]
     ) -> None:

@@ -35,6 +35,7 @@ def _message(message_id: int, status: str, **changes: object) -> OutboxMessage:
         "last_error": "550 mailbox unavailable" if status == DEAD else None,
         "created_at": QUEUED_AT,
         "sent_at": None,
+        "note": None,
         **changes,
     }
     return OutboxMessage(**values)  # type: ignore[arg-type]
