@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -193,6 +193,7 @@ class Renderer:
     ) -> RenderedEmail:
         """Render for sending or preview. ``source`` renders a given (draft) version instead
         of the published one; any admin version renders in the sandbox."""
+        fallback: str | None = None
         if source is None and self.overrides is not None:
             published = self.overrides.published(key, locale, session)
             if published is not None:
@@ -206,13 +207,13 @@ class Renderer:
                         f"({exc}); the shipped template was sent"
                     )
                     log.error("%s", fallback)
-                    return replace(self.render(key, locale, context), fallback=fallback)
         values = {**context, "locale": locale}
         parts = {part: self._part(key, locale, part, values, source) for part in PARTS}
         return RenderedEmail(
             subject=one_line(parts["subject"]),
             text=parts["txt"].strip() + "\n",
             html=inline_css(parts["html"]),
+            fallback=fallback,
         )
 
     def render_part(
