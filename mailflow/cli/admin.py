@@ -16,6 +16,7 @@ import getpass
 import sys
 
 from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
+from mailflow.config import Loaded
 from mailflow.services import accounts
 from mailflow.services.errors import Conflict, InvalidInput, NotFound
 
@@ -24,11 +25,19 @@ ROLES = [role.value for role in accounts.Role]
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``admin`` and its commands to the top-level subparsers ``sub``."""
-    parser = command(sub, "admin", _admin, help="console users (the /admin pages)")
+    parser = command(sub, "admin", _create_user, help="console users (the /admin pages)")
     commands = parser.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    # What both commands take: the user, and how the password comes.
+    user = argparse.ArgumentParser(add_help=False, parents=[common])
+    user.add_argument("email", metavar="EMAIL", help="the user's email address (the login)")
+    user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of asking",
+    )
     create = commands.add_parser(
         "create-user",
-        parents=[common],
+        parents=[user],
         help="make a console user who signs in at /admin/login",
         description=(
             "Make a console user. admin: everything, templates included; support: sellers, "
@@ -36,50 +45,36 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
             f"{accounts.MIN_PASSWORD_LENGTH} characters) is asked twice on the terminal."
         ),
     )
-    create.add_argument("email", metavar="EMAIL", help="the user's email address (the login)")
     create.add_argument("--role", required=True, choices=ROLES, help="admin or support")
-    create.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input instead of asking",
-    )
-
-
+    create.set_defaults(handler=_create_user)
     reset = commands.add_parser(
         "set-password",
-        parents=[common],
+        parents=[user],
         help="give a console user a new password and sign them out everywhere",
         description=(
             "Give a console user a new password (asked twice on the terminal). Every browser "
             "signed in as the user is signed out."
         ),
     )
-    reset.add_argument("email", metavar="EMAIL", help="the user's email address (the login)")
-    reset.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input instead of asking",
-    )
+    reset.set_defaults(handler=_set_password)
 
 
-def _admin(args: argparse.Namespace) -> int:
-    if args.admin_command == "set-password":
-        return _set_password(args)
-    return _create_user(args)
-
-
-def _set_password(args: argparse.Namespace) -> int:
+def _credentials(args: argparse.Namespace) -> tuple[str, Loaded, str]:
+    """The user's address, the settings and the password, in the order they are checked:
+    nothing is asked for while the address or the configuration is wrong."""
     email = accounts.normalized_email(args.email)
     if email is None:
         raise CliError(f"{args.email!r} is not a valid email address")
     loaded = load_settings(args)
-    password = read_password(args.password_stdin)
+    return email, loaded, read_password(args.password_stdin)
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    email, loaded, password = _credentials(args)
     system = open_system(loaded)
     try:
         ended = accounts.set_password(system.services, email, password)
-    except InvalidInput as exc:
-        raise CliError(f"{exc.message}; nothing was changed") from exc
-    except NotFound as exc:
+    except (InvalidInput, NotFound) as exc:
         raise CliError(f"{exc.message}; nothing was changed") from exc
     finally:
         system.close()
@@ -111,11 +106,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 def _create_user(args: argparse.Namespace) -> int:
-    email = accounts.normalized_email(args.email)
-    if email is None:
-        raise CliError(f"{args.email!r} is not a valid email address")
-    loaded = load_settings(args)
-    password = read_password(args.password_stdin)
+    email, loaded, password = _credentials(args)
     system = open_system(loaded)
     try:
         user = accounts.create_user(system.services, email, args.role, password)

@@ -13,6 +13,7 @@ pending ──accept──▶ accepted ──ship──▶ shipped
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -136,6 +137,11 @@ def plan(action: Action, current: SaleStatus) -> Transition:
 def allowed_actions(current: SaleStatus) -> list[Action]:
     """The actions possible from ``current``, in a stable order."""
     return [action for action, (sources, _) in _RULES.items() if current in sources]
+
+
+def deadline_of(created_at: datetime, acceptance_hours: float) -> datetime:
+    """When a pending sale made at ``created_at`` expires."""
+    return created_at + timedelta(hours=acceptance_hours)
 
 
 def reason_required(action: Action) -> bool:

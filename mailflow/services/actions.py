@@ -12,10 +12,18 @@ into the domain.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mailflow.domain import sales as rules
-from mailflow.domain.sales import MAX_MESSAGE_LENGTH, Action, Actor, Channel, Reason, SaleStatus
+from mailflow.domain.sales import (
+    MAX_MESSAGE_LENGTH,
+    Action,
+    Actor,
+    Channel,
+    Reason,
+    SaleStatus,
+    deadline_of,
+)
 from mailflow.services import sales
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict, NotFound
@@ -98,9 +106,7 @@ def possible(status: str) -> tuple[Action, ...]:
 
 
 def _summary(ctx: ServiceContext, sale: SaleRecord) -> SaleSummary:
-    return SaleSummary(
-        sale, sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
-    )
+    return SaleSummary(sale, deadline_of(sale.created_at, ctx.policy.acceptance_deadline_hours))
 
 
 def _load(ctx: ServiceContext, sale_id: int) -> SaleFacts | None:

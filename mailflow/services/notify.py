@@ -21,7 +21,7 @@ from mailflow.domain.events import (
     TierEvent,
 )
 from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Tier
-from mailflow.domain.sales import Action
+from mailflow.domain.sales import Action, deadline_of
 from mailflow.mail.contexts import (
     BuyerVars,
     EventVars,
@@ -85,7 +85,7 @@ def sale_email(ctx: ServiceContext, about: Any) -> SaleEmail:
             reason=sale.reason,
             message=sale.message,
             created_at=sale.created_at,
-            deadline=sale.created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours),
+            deadline=deadline_of(sale.created_at, ctx.policy.acceptance_deadline_hours),
         ),
         OrderVars(id=order.id, external_id=order.external_id),
         _seller_vars(seller),

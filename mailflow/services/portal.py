@@ -21,6 +21,7 @@ from mailflow.domain.sales import (
     IllegalTransition,
     Reason,
     SaleStatus,
+    deadline_of,
     plan,
 )
 from mailflow.services import accounts, notify, sales
@@ -82,7 +83,7 @@ def login_link_seller(ctx: ServiceContext, token: str) -> int:
 
 
 def _deadline(ctx: ServiceContext, created_at: datetime) -> datetime:
-    return created_at + timedelta(hours=ctx.policy.acceptance_deadline_hours)
+    return deadline_of(created_at, ctx.policy.acceptance_deadline_hours)
 
 
 def list_sales(

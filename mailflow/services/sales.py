@@ -9,7 +9,7 @@ state is a conflict with a hint.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from mailflow.domain.sales import (
     IllegalTransition,
     Reason,
     SaleStatus,
+    deadline_of,
     hint_code,
     plan,
     sources_of,
@@ -85,30 +86,13 @@ def transition(
     so a late click never accepts a sale the sweep has not reached yet."""
     if action in (Action.REFUSE, Action.CANCEL) and reason is None:
         reason = DEFAULT_REASON
-    overdue = False
     with ctx.db.transaction() as session:
         about = store.facts(session, sale_id)
         if about is None:
             raise NotFound(f"no sale {sale_id}")
         now = ctx.clock()
-        if action is not Action.EXPIRE and _overdue(ctx, about.sale, now):
-            try:
-                late = _apply(
-                    ctx,
-                    session,
-                    about,
-                    Action.EXPIRE,
-                    now,
-                    **_DEADLINE,
-                    note=f"deadline passed before {action.value}",
-                )
-            except IllegalTransition:
-                late = None  # a request moved it first, and not to expired
-            if late is not None and late[0]:
-                overdue = True
-            else:
-                about = store.facts(session, sale_id) or about
-        if not overdue:
+        expired = action is not Action.EXPIRE and _expired_first(ctx, session, about, action, now)
+        if not expired:
             changed, about = _checked(
                 ctx,
                 session,
@@ -124,16 +108,29 @@ def transition(
             shown = sale_view(session, about.sale, about.payment) if view else {}
             since = None if changed else about.sale.updated_at
             return Outcome(shown, changed, since, about)
+    # Raised once the expiry is committed.
     raise conflict_of(IllegalTransition(action, SaleStatus.EXPIRED))
 
 
-_DEADLINE: dict[str, Any] = {"actor": Actor.SYSTEM, "channel": Channel.SWEEP}
-
-
-def _overdue(ctx: ServiceContext, sale: SaleRecord, now: datetime) -> bool:
-    """Whether a pending sale's acceptance deadline has passed."""
-    deadline = timedelta(hours=ctx.policy.acceptance_deadline_hours)
-    return sale.status == SaleStatus.PENDING.value and now >= sale.created_at + deadline
+def _expired_first(
+    ctx: ServiceContext, tx: Transaction, about: SaleFacts, action: Action, now: datetime
+) -> bool:
+    """Whether the sale was pending past its deadline and this call expired it, as the sweep
+    would. When another request moved it first, ``about`` is left stale: the action's own
+    compare-and-set then fails and reads the sale again."""
+    sale = about.sale
+    if sale.status != SaleStatus.PENDING.value:
+        return False
+    if now < deadline_of(sale.created_at, ctx.policy.acceptance_deadline_hours):
+        return False
+    note = f"deadline passed before {action.value}"
+    try:
+        done = _apply(
+            ctx, tx, about, Action.EXPIRE, now, actor=Actor.SYSTEM, channel=Channel.SWEEP, note=note
+        )
+    except IllegalTransition:
+        return False  # a request moved it first, and not to expired
+    return done is not None and done[0]
 
 
 def _checked(

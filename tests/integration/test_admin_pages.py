@@ -96,6 +96,17 @@ def messages_of(handler: RelayHandler, template: str) -> list[Any]:
     return [m for m in handler.messages() if m["X-Mailflow-Template"] == template]
 
 
+def dead_message(
+    system: System, api: TestClient, handler: RelayHandler, reply: str
+) -> OutboxMessage:
+    """The seller email of a new sale, refused for good by the relay with ``reply``."""
+    handler.script = [reply]
+    new_sale(api)
+    deliver(system)
+    [dead] = outbox_rows(system)
+    return dead
+
+
 def new_sale(api: TestClient, **item: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     seller = factories.seller(api)
     body = factories.order_body(seller["id"])
@@ -805,10 +816,7 @@ class TestOutbox:
         clock: MovableClock,
     ) -> None:
         handler, _ = relay
-        handler.script = ["550 5.1.1 no such mailbox"]
-        new_sale(api)
-        deliver(system)
-        [dead] = outbox_rows(system)
+        dead = dead_message(system, api, handler, "550 5.1.1 no such mailbox")
         assert dead.status == "dead"
 
         page = support.get("/admin/outbox?status=dead")
@@ -846,10 +854,7 @@ class TestOutbox:
         clock: MovableClock,
     ) -> None:
         handler, _ = relay
-        handler.script = ["550 5.1.1 no such mailbox"]
-        new_sale(api)
-        deliver(system)
-        [dead] = outbox_rows(system)
+        dead = dead_message(system, api, handler, "550 5.1.1 no such mailbox")
         queued_at = _utc(dead.created_at)
         clock.advance(minutes=5)
         handler.script = ["451 4.3.0 try again later"]
@@ -895,10 +900,7 @@ class TestOutbox:
         self, system: System, api: TestClient, support: TestClient, relay: tuple[RelayHandler, int]
     ) -> None:
         handler, _ = relay
-        handler.script = ["550 rejected"]
-        new_sale(api)
-        deliver(system)
-        [dead] = outbox_rows(system)
+        dead = dead_message(system, api, handler, "550 rejected")
         for data in ({}, {"csrf_token": "forged"}):
             assert support.post(f"/admin/outbox/{dead.id}/retry", data=data).status_code == 403
         assert outbox_rows(system)[0].status == "dead"
