@@ -24,6 +24,7 @@ from mailflow.store.migrate import SchemaBehind as SchemaBehind
 from mailflow.store.outbox import OutboxStore
 from mailflow.store.sellers import Sellers
 from mailflow.store.templates import TemplateVersions
+from mailflow.telemetry import Telemetry
 
 
 @dataclass
@@ -37,6 +38,7 @@ class System:
     outbox_store: OutboxStore
     services: ServiceContext
     templates: Path
+    telemetry: Telemetry
 
     def delivery_worker(self, **overrides: object) -> DeliveryWorker:
         """A delivery worker for this system; commits that queue mail wake it."""
@@ -84,6 +86,7 @@ def build(
         clock=clock,
     )
     outbox = Outbox(renderer, settings.smtp.from_address, clock)
+    telemetry = Telemetry()
     services = ServiceContext(
         db=db,
         outbox=outbox,
@@ -101,6 +104,7 @@ def build(
         messages=Messages(db),
         history=History(db),
         template_versions=TemplateVersions(db),
+        telemetry=telemetry,
     )
     return System(
         settings=settings,
@@ -112,6 +116,7 @@ def build(
         outbox_store=OutboxStore(db, settings.smtp.lease_seconds),
         services=services,
         templates=root,
+        telemetry=telemetry,
     )
 
 

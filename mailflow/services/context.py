@@ -19,6 +19,7 @@ from mailflow.store.listings import Listings
 from mailflow.store.messages import Messages
 from mailflow.store.sellers import Sellers
 from mailflow.store.templates import TemplateVersions
+from mailflow.telemetry import Telemetry
 
 
 @dataclass
@@ -49,6 +50,7 @@ class ServiceContext:
     history: History
     template_versions: TemplateVersions
     sweep_memory: SweepMemory = field(default_factory=lambda: SweepMemory())
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry())
     standings: StandingStore = field(default=standings)
     logins: LoginStore = field(default=logins)
 

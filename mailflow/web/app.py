@@ -18,6 +18,7 @@ from mailflow.services import health
 from mailflow.services import metrics as figures
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
+from mailflow.telemetry import CONTENT_TYPE_LATEST
 from mailflow.web import actions, api, api_templates, session
 from mailflow.web.admin import router as admin_router
 from mailflow.web.auth import ApiAuthMiddleware
@@ -135,7 +136,7 @@ def create_app(system: System) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics(services: ServicesDep) -> str:
+    def metrics(services: ServicesDep) -> Response:
         counts = figures.status_counts_of(services)
         lines = [
             "# HELP mailflow_outbox_messages Outbox messages by status.",
@@ -145,6 +146,7 @@ def create_app(system: System) -> FastAPI:
             "# TYPE mailflow_sales gauge",
             *(f'mailflow_sales{{status="{s}"}} {n}' for s, n in counts.sales),
         ]
-        return "\n".join(lines) + "\n"
+        body = ("\n".join(lines) + "\n").encode() + system.telemetry.exposition()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

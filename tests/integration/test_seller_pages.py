@@ -359,7 +359,6 @@ class TestLogout:
         assert done.headers["location"] == "/seller/login"
         assert web.get("/seller/sales", follow_redirects=False).status_code == 303
 
-
     def test_a_copy_of_the_cookie_taken_before_logout_opens_nothing(
         self, api: TestClient, web: TestClient, system: System, seller: dict[str, Any]
     ) -> None:
