@@ -24,6 +24,7 @@ from mailflow.store.migrate import SchemaBehind as SchemaBehind
 from mailflow.store.outbox import OutboxStore
 from mailflow.store.sellers import Sellers
 from mailflow.store.templates import TemplateVersions
+from mailflow.supervisor import Supervisor
 from mailflow.telemetry import Telemetry
 
 
@@ -39,6 +40,8 @@ class System:
     services: ServiceContext
     templates: Path
     telemetry: Telemetry
+    supervisor: Supervisor
+    """Runs the long-running tasks (delivery, sweeper, wake-up, ...) and knows their state."""
 
     def delivery_worker(self, **overrides: object) -> DeliveryWorker:
         """A delivery worker for this system; commits that queue mail wake it."""
@@ -58,6 +61,8 @@ class System:
             "concurrency": smtp.concurrency,
             "retry_base_seconds": smtp.retry_base_seconds,
             "give_up_after_hours": smtp.give_up_after_hours,
+            "supervisor": self.supervisor,
+            "telemetry": self.telemetry,
             **overrides,
         }
         worker = DeliveryWorker(self.outbox_store, target, self.clock, **options)  # type: ignore[arg-type]
@@ -117,6 +122,7 @@ def build(
         services=services,
         templates=root,
         telemetry=telemetry,
+        supervisor=Supervisor(telemetry),
     )
 
 

@@ -1,4 +1,9 @@
-"""Long-running processes: ``serve`` (HTTP, worker, inbox) and ``worker``; clean stop on SIGTERM."""
+"""Long-running processes: ``serve`` (HTTP, worker, inbox) and ``worker``; clean stop on SIGTERM.
+
+Every long-running task runs under the system's supervisor (``mailflow.supervisor``): a task
+that fails is logged with its traceback, restarted with backoff and counted; the others go on.
+A new task is one more ``supervisor.start(name, coroutine_function, stop)`` in ``tasks``.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from mailflow.bootstrap import System
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
+from mailflow.supervisor import beat
 from mailflow.web.app import create_app
 
 log = logging.getLogger("mailflow")
@@ -60,36 +66,62 @@ def inbox_server(system: System) -> InboxServer:
 
 
 async def sweep_forever(system: System, stop: asyncio.Event) -> None:
-    """Deadlines and reminders, every ``policy.sweep_every_seconds``, until ``stop``."""
+    """Deadlines and reminders, every ``policy.sweep_every_seconds``, until ``stop``. A failed
+    sweep (the database briefly away) fails the task: the supervisor restarts it."""
     every = system.settings.policy.sweep_every_seconds
     while not stop.is_set():
-        try:
-            report = await asyncio.to_thread(sweeps.sweep, system.services)
-            if report.expired or report.reminded or report.tiers_changed:
-                log.info(
-                    "sweep: %s expired, %s reminded, %s tier changes",
-                    report.expired,
-                    report.reminded,
-                    report.tiers_changed,
-                )
-        except Exception:
-            # A failed sweep (database briefly away) is retried at the next tick.
-            log.exception("sweep failed")
+        report = await asyncio.to_thread(sweeps.sweep, system.services)
+        beat()
+        if report.expired or report.reminded or report.tiers_changed:
+            log.info(
+                "sweep: %s expired, %s reminded, %s tier changes",
+                report.expired,
+                report.reminded,
+                report.tiers_changed,
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 
 
-def _tasks(system: System, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The delivery worker, the sweeper and, on PostgreSQL, the LISTEN wake-up."""
+INBOX_CHECK_SECONDS = 5.0
+
+
+async def keep_inbox(inbox: InboxServer, stop: asyncio.Event) -> None:
+    """The embedded inbox, listening until ``stop`` (started here if it is not already)."""
+    while not stop.is_set():
+        if not inbox.serving():
+            await inbox.start()
+            log.info("embedded inbox listening on 127.0.0.1:%s", inbox.port)
+        beat()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), INBOX_CHECK_SECONDS)
+
+
+def tasks(
+    system: System, stop: asyncio.Event, *, inbox: InboxServer | None = None
+) -> list[asyncio.Task[None]]:
+    """The supervised tasks: the delivery worker (its claim loop, senders and flusher), the
+    sweeper, on PostgreSQL the LISTEN wake-up, and the embedded inbox when given."""
+    supervisor = system.supervisor
     worker = system.delivery_worker()
-    tasks = [
+    sweep_stale = 3 * system.settings.policy.sweep_every_seconds + 60
+    sweep = lambda: sweep_forever(system, stop)  # noqa: E731
+    started = [
         asyncio.create_task(worker.run(stop)),
-        asyncio.create_task(sweep_forever(system, stop)),
+        supervisor.start("sweeper", sweep, stop, stale_after=sweep_stale),
     ]
     dsn = system.db.listen_dsn()
     if dsn is not None:
-        tasks.append(asyncio.create_task(wakeup.listen(dsn, worker.wake, stop)))
-    return tasks
+        listen = lambda: wakeup.listen(dsn, worker.wake, stop)  # noqa: E731
+        started.append(supervisor.start("wakeup", listen, stop, stale_after=wakeup.STALE_AFTER))
+    if inbox is not None:
+        started.append(supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop))
+    return started
+
+
+async def run_tasks(system: System, stop: asyncio.Event) -> None:
+    """Every supervised task of ``worker`` until ``stop`` (also what tests run in-process)."""
+    await asyncio.gather(*tasks(system, stop))
 
 
 async def serve(
@@ -99,9 +131,9 @@ async def serve(
     stop = asyncio.Event()
     inbox = inbox_server(system) if with_inbox else None
     if inbox is not None:
-        await inbox.start()
+        await inbox.start()  # a port taken is an error at once, not a task restarting
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
-    tasks = _tasks(system, stop)
+    running = tasks(system, stop, inbox=inbox)
     # http "auto": httptools when installed (uvicorn[standard]), else h11. The loop is the
     # one ``run`` made, uvloop when installed.
     config = uvicorn.Config(
@@ -127,7 +159,7 @@ async def serve(
         await server.serve()
     finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*running)
         if inbox is not None:
             await inbox.stop()
     log.info("stopped")
@@ -137,7 +169,7 @@ async def work(system: System) -> None:
     stop = asyncio.Event()
     _on_signals(asyncio.get_running_loop(), stop.set)
     log.info("worker delivering to %s:%s", *system.settings.smtp_target)
-    await asyncio.gather(*_tasks(system, stop))
+    await run_tasks(system, stop)
     log.info("stopped")
 
 
@@ -181,10 +213,9 @@ def serve_processes(system: System, workers: int, config_path: str | None) -> No
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
-    async def background() -> None:
-        await asyncio.gather(*_tasks(system, stop))
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(background(),), daemon=True)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(run_tasks(system, stop),), daemon=True
+    )
     thread.start()
     sock = config.bind_socket()
     try:

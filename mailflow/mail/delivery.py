@@ -9,13 +9,22 @@ results, not per message). Store calls run in order on one thread of the worker'
 has one writer anyway, and a claim racing a result write from another thread only sleeps in
 the busy handler. The worker sleeps until woken by a commit that queued mail, or until the
 next retry is due.
+
+The claim loop, each sender and the result flusher run under the system's supervisor
+(``mailflow.supervisor``): one that fails (the database dropped its connection) is logged and
+started again after a backoff while the others go on. Results whose write failed are kept and
+written again by the restarted flusher, so a message the relay accepted is not sent again
+just because the database blinked; a row claimed again while its result waits to be written
+takes that result over instead of being sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +36,8 @@ import aiosmtplib
 from mailflow.clock import Clock
 from mailflow.mail.formatting import duration
 from mailflow.store.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Result
+from mailflow.supervisor import Supervisor, beat
+from mailflow.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +50,9 @@ INFLIGHT_POLL_SECONDS = 0.5
 """While sending, claim again at least this often, wake-up or not (rows whose lease ran out)."""
 NEXT_DUE_MAX_AGE_SECONDS = 1.0
 """``next_due`` (a read of up to 1000 rows) is re-read at most this often while idle."""
+CLAIM_STALE_AFTER_SECONDS = 60.0
+"""The claim loop is not ready (``/readyz``) after this long without a successful claim
+(at least three idle polls)."""
 
 T = TypeVar("T")
 
@@ -68,6 +82,9 @@ class DeliveryWorker:
         retry_base_seconds: float = 30.0,
         give_up_after_hours: float = 96.0,
         poll_seconds: float = IDLE_POLL_SECONDS,
+        supervisor: Supervisor | None = None,
+        telemetry: Telemetry | None = None,
+        name: str = "delivery",
     ) -> None:
         self.store = store
         self.target = target
@@ -86,6 +103,10 @@ class DeliveryWorker:
         self._next_due: datetime | None = None
         self._next_due_read = float("-inf")
         self._stopping = False
+        self._done: asyncio.Event | None = None
+        self.supervisor = supervisor or Supervisor(telemetry)
+        self.telemetry = telemetry
+        self.name = name
         self.sent_count = 0
 
     # -- waking ---------------------------------------------------------------------------
@@ -108,12 +129,22 @@ class DeliveryWorker:
         self._queue = asyncio.Queue(maxsize=self.concurrency * 2)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-store")
         stop = stop or asyncio.Event()
-        senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
-        flusher = asyncio.create_task(self._flusher())
+        # Senders and flusher are restarted until the claim loop has ended.
+        done = self._done = asyncio.Event()
+        start, name = self.supervisor.start, self.name
+        senders = [
+            start(f"{name}.sender.{n}", self._sender, done) for n in range(1, self.concurrency + 1)
+        ]
+        flusher = start(f"{name}.flusher", self._flusher, done)
+        stale = max(CLAIM_STALE_AFTER_SECONDS, 3 * self.poll_seconds)
+        claim = start(
+            f"{name}.claim", lambda: self._claim_loop(stop, until_idle), stop, stale_after=stale
+        )
         try:
-            await self._claim_loop(stop, until_idle)
+            await claim
         finally:
             # Give back what no sender has started, let the senders finish what they hold.
+            done.set()
             leftover = self._drain_queue()
             for item in leftover:
                 self._inflight.discard(item.id)
@@ -123,7 +154,12 @@ class DeliveryWorker:
             self._stopping = True
             self._results_ready.set()
             await flusher
-            await self._store(self.store.release, leftover)
+            try:
+                await self._flush()  # what a flusher waiting for its restart still held
+                await self._store(self.store.release, leftover)
+            except Exception:
+                # The database is away: the leases run out and the rows are claimed again.
+                log.exception("outbox results not written at stop")
             self._db.shutdown(wait=False)
             self._loop = None
 
@@ -135,7 +171,8 @@ class DeliveryWorker:
             # Whole batches, not the room left: the queue's bound is the back-pressure, and a
             # row sent but not yet recorded keeps its lease, so it need not hold room back.
             claimed = await self._store(self.store.claim, batch, self.clock())
-            for item in claimed:
+            beat()
+            for item in self._taken_over(claimed):
                 self._inflight.add(item.id)
                 await self._queue.put(item)
             if len(claimed) == batch:
@@ -146,8 +183,25 @@ class DeliveryWorker:
             if until_idle and not self._inflight:
                 await self._flush()
                 if not self._inflight and await self._nothing_due():
+                    stop.set()
                     return
             await self._sleep(stop)
+
+    def _taken_over(self, claimed: list[Claimed]) -> list[Claimed]:
+        """The claimed rows to send: a row claimed again (its lease ran out) while its result
+        still waits to be written is not sent again; its result now carries the new lease."""
+        if not self._results:
+            return claimed
+        waiting = {result.id: n for n, result in enumerate(self._results)}
+        to_send = []
+        for item in claimed:
+            n = waiting.get(item.id)
+            if n is None:
+                to_send.append(item)
+            else:
+                result = self._results[n]
+                self._results[n] = dataclasses.replace(result, lease_until=item.lease_until)
+        return to_send
 
     async def _nothing_due(self) -> bool:
         next_due = await self._store(self.store.next_due)
@@ -219,9 +273,14 @@ class DeliveryWorker:
                     # Waited past its lease: another worker may hold it now; drop it here.
                     self._inflight.discard(item.id)
                     continue
-                result, keep = await self._send(smtp, item)
+                try:
+                    result, keep = await self._send(smtp, item)
+                except BaseException:
+                    self._inflight.discard(item.id)  # its lease runs out; claimed again
+                    raise
                 smtp = keep
-                self._report(result)
+                self._report(result, item)
+                beat()
         finally:
             if smtp is not None:
                 with contextlib.suppress(Exception):
@@ -238,6 +297,7 @@ class DeliveryWorker:
                 # message's: always temporary, whatever the reply code.
                 error = f"connecting to {self.target.host}:{self.target.port}: {exc}"
                 return self._failure(item, error, permanent=False), None
+        started = time.perf_counter()
         try:
             await smtp.sendmail(item.sender, [item.recipient], item.body)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -253,6 +313,9 @@ class DeliveryWorker:
             await self._close(smtp)
             error = f"{type(exc).__name__}: {exc}"
             return self._failure(item, error, permanent=False), None
+        finally:
+            if self.telemetry is not None:
+                self.telemetry.smtp_send_seconds.observe(time.perf_counter() - started)
         return Result(item.id, item.lease_until, SENT), smtp
 
     async def _reset(self, smtp: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | None:
@@ -286,15 +349,19 @@ class DeliveryWorker:
 
     # -- results --------------------------------------------------------------------------
 
-    def _report(self, result: Result) -> None:
+    def _report(self, result: Result, item: Claimed) -> None:
         assert self._results_ready is not None
         self._results.append(result)
         self._results_ready.set()
+        if self.telemetry is not None:
+            outcome = {SENT: "sent", DEAD: "dead"}.get(result.status, "retried")
+            self.telemetry.emails_total.labels(template=item.template, outcome=outcome).inc()
 
     async def _flusher(self) -> None:
         assert self._results_ready is not None
         while not self._stopping:
-            await self._results_ready.wait()
+            if not self._results:  # a restarted flusher first writes what is left
+                await self._results_ready.wait()
             self._results_ready.clear()
             if len(self._results) < self.concurrency * 2 and not self._stopping:
                 await asyncio.sleep(FLUSH_LINGER_SECONDS)  # let a batch of results gather
@@ -305,7 +372,14 @@ class DeliveryWorker:
         if not self._results:
             return
         batch, self._results = self._results, []
-        await self._store(self.store.record, batch, self.clock())
+        try:
+            await self._store(self.store.record, batch, self.clock())
+        except BaseException:
+            # Kept for the next try (the restarted flusher's, or the stop's): the row's lease
+            # makes a result that comes too late harmless, and a sent message is not resent.
+            self._results[:0] = batch
+            raise
+        beat()
         for result in batch:
             self._inflight.discard(result.id)
             if result.status == SENT:

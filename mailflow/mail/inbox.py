@@ -75,6 +75,9 @@ class InboxServer:
             decode_data=False,
         )
 
+    def serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -83,6 +83,7 @@ class Claimed:
     created_at: datetime
     lease_until: datetime
     """Also the claim's token: a result is written only while the row still holds it."""
+    template: str = ""
 
 
 @lru_cache(maxsize=8)
@@ -113,6 +114,7 @@ def _claim_statement(limit: int, skip_locked: bool) -> Any:
             _c.attempts,
             _c.created_at,
             _c.lease_until,
+            _c.template,
         )
     )
 

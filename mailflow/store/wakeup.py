@@ -11,9 +11,12 @@ from collections.abc import Callable
 import psycopg
 
 from mailflow.store.database import OUTBOX_CHANNEL
+from mailflow.supervisor import beat
 
 log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 2.0
+STALE_AFTER = 30.0
+"""Not ready (``/readyz``) after this long without a working LISTEN connection."""
 
 
 async def listen(dsn: str, wake: Callable[[], None], stop: asyncio.Event) -> None:
@@ -31,6 +34,7 @@ async def listen(dsn: str, wake: Callable[[], None], stop: asyncio.Event) -> Non
                 await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
                 wake()  # anything queued while nobody was listening
                 while not stop.is_set():
+                    beat()
                     # Wait at most a second at a time, so that a stop is seen promptly.
                     async for _ in conn.notifies(timeout=1.0):
                         wake()
