@@ -9,6 +9,6 @@ __all__ = ["StatusCounts", "status_counts_of"]
 
 
 def status_counts_of(ctx: ServiceContext) -> StatusCounts:
-    """Outbox messages and sales by status."""
+    """Outbox messages and sales by status, and the oldest queued email's age."""
     with ctx.db.read() as tx:
-        return status_counts(tx)
+        return status_counts(tx, ctx.clock())

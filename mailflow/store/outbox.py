@@ -23,6 +23,7 @@ from mailflow.store.models import OutboxAttempt, OutboxMessage, table
 QUEUED = "queued"
 SENT = "sent"
 DEAD = "dead"
+OUTBOX_STATUSES = (QUEUED, SENT, DEAD)
 
 _table = table(OutboxMessage)
 _attempts = table(OutboxAttempt)

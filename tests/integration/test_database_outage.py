@@ -10,32 +10,15 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from mailflow.bootstrap import System
 from mailflow.store.models import Order
 from mailflow.web.app import create_app
 from tests import factories
-from tests.conftest import API_TOKEN, PG_ADMIN_URL
-
-
-def _drop_connections(database: str) -> int:
-    """The server ends every connection to ``database`` (as a restart or a failover would)."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            return len(
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :db AND pid <> pg_backend_pid()"
-                    ),
-                    {"db": database},
-                ).all()
-            )
-    finally:
-        admin.dispose()
+from tests.chaos import terminate_backends
+from tests.conftest import API_TOKEN
 
 
 @pytest.mark.postgres
@@ -46,7 +29,7 @@ def test_a_dropped_connection_answers_503_once_and_changes_nothing(
     with TestClient(create_app(system), base_url="http://mailflow.test") as api:
         api.headers["Authorization"] = f"Bearer {API_TOKEN}"
         seller = factories.seller(api)  # the pool now holds a live connection
-        assert _drop_connections(make_url(pg_only_url).database or "") >= 1
+        assert terminate_backends(make_url(pg_only_url).database or "") >= 1
 
         body = factories.order_body(seller["id"])
         lost = api.post("/api/v1/orders", json=body)
