@@ -2,7 +2,7 @@
 
 Every long-running task runs under the system's supervisor (``mailflow.supervisor``): a task
 that fails is logged with its traceback, restarted with backoff and counted; the others go on.
-A new task is one more ``supervisor.start(name, coroutine_function, stop)`` in ``tasks``.
+A new task is one more ``supervisor.start(name, coroutine_function, stop)`` in ``_tasks``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ async def keep_inbox(inbox: InboxServer, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), INBOX_CHECK_SECONDS)
 
 
-def tasks(
+def _tasks(
     system: System, stop: asyncio.Event, *, inbox: InboxServer | None = None
 ) -> list[asyncio.Task[None]]:
     """The supervised tasks: the delivery worker (its claim loop, senders and flusher), the
@@ -106,22 +106,22 @@ def tasks(
     worker = system.delivery_worker()
     sweep_stale = 3 * system.settings.policy.sweep_every_seconds + 60
     sweep = lambda: sweep_forever(system, stop)  # noqa: E731
-    started = [
-        asyncio.create_task(worker.run(stop)),
+    tasks = [
+        asyncio.create_task(worker.run(stop)),  # supervises its claim loop, senders, flusher
         supervisor.start("sweeper", sweep, stop, stale_after=sweep_stale),
     ]
     dsn = system.db.listen_dsn()
     if dsn is not None:
         listen = lambda: wakeup.listen(dsn, worker.wake, stop)  # noqa: E731
-        started.append(supervisor.start("wakeup", listen, stop, stale_after=wakeup.STALE_AFTER))
+        tasks.append(supervisor.start("wakeup", listen, stop, stale_after=wakeup.STALE_AFTER))
     if inbox is not None:
-        started.append(supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop))
-    return started
+        tasks.append(supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop))
+    return tasks
 
 
 async def run_tasks(system: System, stop: asyncio.Event) -> None:
     """Every supervised task of ``worker`` until ``stop`` (also what tests run in-process)."""
-    await asyncio.gather(*tasks(system, stop))
+    await asyncio.gather(*_tasks(system, stop))
 
 
 async def serve(
@@ -133,7 +133,7 @@ async def serve(
     if inbox is not None:
         await inbox.start()  # a port taken is an error at once, not a task restarting
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
-    running = tasks(system, stop, inbox=inbox)
+    tasks = _tasks(system, stop, inbox=inbox)
     # http "auto": httptools when installed (uvicorn[standard]), else h11. The loop is the
     # one ``run`` made, uvloop when installed.
     config = uvicorn.Config(
@@ -159,7 +159,7 @@ async def serve(
         await server.serve()
     finally:
         stop.set()
-        await asyncio.gather(*running)
+        await asyncio.gather(*tasks)
         if inbox is not None:
             await inbox.stop()
     log.info("stopped")
@@ -179,7 +179,7 @@ async def inbox_only(system: System) -> None:
     inbox = inbox_server(system)
     await inbox.start()
     log.info("embedded inbox listening on 127.0.0.1:%s", system.settings.smtp.embedded_port)
-    await stop.wait()
+    await system.supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop)
     await inbox.stop()
 
 
