@@ -139,3 +139,57 @@ def test_metrics_count_emails_by_outcome_and_every_outbox_status(
     assert samples[("mailflow_smtp_send_seconds_count", ())] == queued
     assert samples[("mailflow_outbox_messages", (("status", "dead"),))] == 1
     assert samples[("mailflow_outbox_messages", (("status", "queued"),))] == 1
+
+
+def test_serve_and_inbox_serve_run_their_tasks_supervised_and_stop_on_sigterm(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The real processes: ``serve`` lists its tasks, the inbox among them, as ready;
+    ``inbox serve`` keeps its inbox; both stop cleanly on SIGTERM."""
+    import signal
+    import smtplib
+
+    import httpx2
+
+    from tests.integration.test_crash import _log_of, _write_config, mailflow
+    from tests.support import free_port
+
+    http_port, inbox_port = free_port(), free_port()
+    config = _write_config(
+        tmp_path,
+        sqlite_url,
+        server=f'host = "127.0.0.1"\nport = {http_port}',
+        smtp=f'mode = "embedded"\nembedded_port = {inbox_port}',
+    )
+
+    def ready() -> bool:
+        try:
+            return httpx2.get(f"http://127.0.0.1:{http_port}/readyz", timeout=2).status_code == 200
+        except httpx2.HTTPError:
+            return False
+
+    with mailflow("serve", "--config", str(config), cwd=tmp_path) as proc:
+        wait_for(lambda: proc.poll() is not None or ready(), timeout=30)
+        assert proc.poll() is None, _log_of(tmp_path, "serve")
+        body = httpx2.get(f"http://127.0.0.1:{http_port}/readyz", timeout=5).json()
+        names = {t["name"] for t in body["tasks"]}
+        assert {"inbox", "sweeper", "delivery.claim", "delivery.flusher"} <= names
+        assert all(t["up"] and t["restarts"] == 0 for t in body["tasks"])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, _log_of(tmp_path, "serve")
+
+    with mailflow("inbox", "serve", "--config", str(config), cwd=tmp_path) as proc:
+
+        def accepts() -> bool:
+            try:
+                with smtplib.SMTP("127.0.0.1", inbox_port, timeout=2) as smtp:
+                    smtp.sendmail("a@shop.example", ["b@shop.example"], b"Subject: hi\r\n\r\nhi")
+                return True
+            except OSError:
+                return proc.poll() is not None
+
+        wait_for(accepts, timeout=30)
+        assert proc.poll() is None, _log_of(tmp_path, "inbox")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, _log_of(tmp_path, "inbox")
+    assert "Traceback" not in _log_of(tmp_path, "serve") + _log_of(tmp_path, "inbox")
