@@ -14,7 +14,10 @@ the restarts of each task with their causes.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,6 +29,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -33,6 +37,7 @@ from mailflow.bootstrap import System, build
 from mailflow.config import load
 from mailflow.store.database import Database
 from mailflow.store.models import OutboxMessage
+from mailflow.web.app import create_app
 from tests import factories
 from tests.chaos import ChaosRelay, background_tasks, failing_statements, terminate_backends
 from tests.conftest import API_TOKEN, SECRET, make_settings
@@ -49,7 +54,7 @@ SQLITE_FAULT_SECONDS = 0.3
 RELAY_FAULT_SECONDS = 1.0
 SMTP = {"concurrency": 4, "retry_base_seconds": 0.2, "lease_seconds": 10, "timeout_seconds": 5}
 
-MAILFLOW = str(Path(__import__("sys").executable).parent / "mailflow")
+MAILFLOW = str(Path(sys.executable).parent / "mailflow")
 
 
 @dataclass
@@ -289,10 +294,6 @@ def test_a_result_whose_write_failed_is_written_later_not_sent_again(
     with smtp_relay(relay) as (_, port):
         system = build(make_settings(sqlite_url, port, smtp={**SMTP, "lease_seconds": lease}))
         try:
-            from fastapi.testclient import TestClient
-
-            from mailflow.web.app import create_app
-
             with TestClient(create_app(system), base_url="http://mailflow.test") as api:
                 api.headers["Authorization"] = f"Bearer {API_TOKEN}"
                 seller = factories.seller(api)
@@ -349,9 +350,6 @@ tokens = ["{API_TOKEN}"]
 def test_worker_processes_ride_out_the_database_dropping_every_connection(
     pg_only_url: str, tmp_path: Path, workers: int
 ) -> None:
-    import os
-    import subprocess
-
     relay = ChaosRelay(delay=RELAY_DELAY)
     figures = Figures(f"database, {workers} x mailflow worker, postgresql")
     database = make_url(pg_only_url).database or ""

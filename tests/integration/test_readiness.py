@@ -4,9 +4,12 @@ outbox by every status and the age of its oldest queued email."""
 
 from __future__ import annotations
 
+import signal
+import smtplib
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +21,8 @@ from mailflow.store.database import Database
 from mailflow.web.app import create_app
 from tests import factories
 from tests.chaos import background_tasks, database_refused, failing_statements
-from tests.support import MovableClock, RelayHandler, deliver, wait_for
+from tests.integration.test_crash import _log_of, _write_config, mailflow
+from tests.support import MovableClock, RelayHandler, deliver, free_port, wait_for
 
 
 def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -146,14 +150,6 @@ def test_serve_and_inbox_serve_run_their_tasks_supervised_and_stop_on_sigterm(
 ) -> None:
     """The real processes: ``serve`` lists its tasks, the inbox among them, as ready;
     ``inbox serve`` keeps its inbox; both stop cleanly on SIGTERM."""
-    import signal
-    import smtplib
-
-    import httpx2
-
-    from tests.integration.test_crash import _log_of, _write_config, mailflow
-    from tests.support import free_port
-
     http_port, inbox_port = free_port(), free_port()
     config = _write_config(
         tmp_path,
