@@ -1,12 +1,13 @@
 """Heavy template previews do not stall the server (issue 14, point 3).
 
 ``mailflow serve`` runs as its own process (a real uvicorn, as a user starts it). Each preview
-renders a template that spins a million empty loop steps in the sandbox, well within its time
-limit, so each answers 200. One preview alone gives the render's time; then eight are sent at
-once while ``/healthz`` is called again and again until they have all answered. Renders run
-one at a time on a limiter of their own and pause for the server's other threads, so each
-health check waits for milliseconds, not behind the renders: before, a check waited for the
-whole batch (several seconds, many times one render).
+renders a template that spins a million empty loop steps in the sandbox, within its time limit
+(on a busy machine it may be cut at the limit, a 422 saying so: as good here). One preview
+alone gives the render's time; then eight are sent at once while ``/healthz`` is called again
+and again until they have all answered. Renders run one at a time on a limiter of their own
+and pause for the server's other threads, so each health check waits for milliseconds, not
+behind the renders: before, a check waited for the whole batch (several seconds, many times
+one render).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def _preview(port: int, answers: list[tuple[int, float]]) -> None:
             assert json.loads(response.read())["subject"] == ""
     except urllib.error.HTTPError as exc:
         status = exc.code
+        # On a busy machine the loop may outlast the render's 2 s: cut, and said so.
+        if status == 422 and "rendering took longer than" in exc.read().decode():
+            status = 200
     answers.append((status, time.monotonic() - started))
 
 
