@@ -1,10 +1,16 @@
-"""Test helpers: a movable clock, an SMTP relay on loopback, a live uvicorn, mail parsing."""
+"""Test helpers: a movable clock, an SMTP relay on loopback, a live uvicorn, mail parsing,
+``mailflow serve`` as a process."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import selectors
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -202,3 +208,85 @@ def axe_violations(page: Any) -> list[str]:
         for v in results["violations"]
         if v["impact"] in AXE_FAILS_ON
     ]
+
+
+# ``mailflow serve`` as its own process --------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+LISTENING = "Uvicorn running on"
+
+
+def serve_config(tmp_path: Path, port: int, secret: str, tokens: str) -> Path:
+    """A TOML file for ``mailflow serve`` on ``port``: a SQLite file and the embedded SMTP
+    server on free ports under ``tmp_path``, ``tokens`` as written (a TOML list)."""
+    path = tmp_path / "mailflow.toml"
+    path.write_text(
+        f"""
+[server]
+port = {port}
+base_url = "http://127.0.0.1:{port}"
+data_dir = "{tmp_path / "data"}"
+
+[database]
+url = "sqlite:///{tmp_path / "mailflow.db"}"
+
+[smtp]
+mode = "embedded"
+embedded_port = {free_port()}
+
+[security]
+secret_keys = ["{secret}"]
+
+[api]
+tokens = {tokens}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def serve_until_listening(config: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``mailflow serve --config CONFIG`` started, and its stderr up to uvicorn's listening
+    line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailflow", "serve", "--config", str(config)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stderr, selectors.EVENT_READ)
+    err = b""
+    deadline = time.monotonic() + 60
+    try:
+        while LISTENING.encode() not in err:
+            left = deadline - time.monotonic()
+            if left <= 0 or proc.poll() is not None:
+                raise AssertionError(f"serve did not start; its stderr: {err.decode()!r}")
+            if selector.select(min(left, 0.5)):
+                err += proc.stderr.read() or b""
+    except BaseException:
+        stop_process(proc)
+        raise
+    finally:
+        selector.close()
+    return proc, err.decode()
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then its exit status (killed if it does not stop in time)."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        return proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()

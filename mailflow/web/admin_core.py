@@ -129,6 +129,15 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
     return render(request, "admin/error.html.j2", title, status_code, message=message)
 
 
+def missing_page(request: Request, status_code: int) -> HTMLResponse:
+    """An address under ``/admin`` that is no page (404) or does not take this method (405),
+    answered as a console page in the viewer's language, not the API's JSON."""
+    with console_locale.answering(request):
+        if status_code == 405:
+            return error_page(request, 405, t("admin.notallowed.title"), t("admin.notallowed.body"))
+        return error_page(request, 404, t("admin.notfound.title"), t("admin.notfound.page"))
+
+
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 

@@ -10,11 +10,11 @@ sandboxed frame, which answers with the email's HTML under a CSP of its own.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from mailflow.mail import catalog
 from mailflow.mail.templates import TemplateError
@@ -33,6 +33,7 @@ from mailflow.web.admin_core import (
     t,
 )
 from mailflow.web.deps import AdminDep, ServicesDep, pages_of, services_of
+from mailflow.web.renders import run_render
 from mailflow.web.session import flash, form_with_csrf
 
 router = APIRouter(prefix="/templates", route_class=AdminRoute)
@@ -143,16 +144,16 @@ def _editor(
 
 
 @router.get("/{key}/{locale}", response_class=HTMLResponse)
-def edit_page(
+async def edit_page(
     request: Request, key: str, locale: str, user: AdminDep, version: int | None = None
 ) -> HTMLResponse:
-    return _editor(request, key, locale, version)
+    return await run_render(partial(_editor, request, key, locale, version))
 
 
 @router.post("/{key}/{locale}/draft")
 async def save_draft(request: Request, key: str, locale: str, user: AdminDep) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_save_draft, request, key, locale, user, form)
+    return await run_render(partial(_save_draft, request, key, locale, user, form))
 
 
 def _save_draft(
@@ -178,13 +179,13 @@ def _save_draft(
 @router.post("/{key}/{locale}/publish")
 async def publish(request: Request, key: str, locale: str, user: AdminDep) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_publish, request, key, locale, form, False)
+    return await run_render(partial(_publish, request, key, locale, form, False))
 
 
 @router.post("/{key}/{locale}/rollback")
 async def rollback(request: Request, key: str, locale: str, user: AdminDep) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_publish, request, key, locale, form, True)
+    return await run_render(partial(_publish, request, key, locale, form, True))
 
 
 def _publish(
@@ -209,7 +210,7 @@ def _publish(
 @router.post("/{key}/{locale}/preview")
 async def preview_json(request: Request, key: str, locale: str, user: AdminDep) -> JSONResponse:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_preview_json, request, key, locale, form)
+    return await run_render(partial(_preview_json, request, key, locale, form))
 
 
 def _preview_json(request: Request, key: str, locale: str, form: dict[str, Any]) -> JSONResponse:
@@ -229,7 +230,7 @@ def _preview_json(request: Request, key: str, locale: str, form: dict[str, Any])
 @router.post("/{key}/{locale}/preview.html", response_class=HTMLResponse)
 async def preview_html(request: Request, key: str, locale: str, user: AdminDep) -> HTMLResponse:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_preview_frame, request, key, locale, form)
+    return await run_render(partial(_preview_frame, request, key, locale, form))
 
 
 def _preview_frame(request: Request, key: str, locale: str, form: dict[str, Any]) -> HTMLResponse:
@@ -241,10 +242,14 @@ def _preview_frame(request: Request, key: str, locale: str, form: dict[str, Any]
 
 
 @router.get("/{key}/{locale}/preview.html", response_class=HTMLResponse)
-def version_html(
+async def version_html(
     request: Request, key: str, locale: str, user: AdminDep, version: int | None = None
 ) -> HTMLResponse:
     """A saved version's HTML as it would be sent, with the key's sample data."""
+    return await run_render(partial(_version_frame, request, key, locale, version))
+
+
+def _version_frame(request: Request, key: str, locale: str, version: int | None) -> HTMLResponse:
     view = templates.show(services_of(request), key, locale, version)
     rendered, problems = _preview(request, key, locale, {p: view[p] for p in PARTS}, None)
     return _frame(request, rendered, problems)
@@ -289,7 +294,7 @@ def diff_page(
 @router.post("/{key}/{locale}/test-send")
 async def test_send(request: Request, key: str, locale: str, user: AdminDep) -> Response:
     form = await form_with_csrf(request)
-    return await run_in_threadpool(_test_send, request, key, locale, form)
+    return await run_render(partial(_test_send, request, key, locale, form))
 
 
 def _test_send(request: Request, key: str, locale: str, form: dict[str, Any]) -> Response:

@@ -3,6 +3,7 @@ preview, test send. Invalid templates are answered 422 with each problem's part 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, status
@@ -13,6 +14,7 @@ from mailflow.schemas import MAX_ID, Email
 from mailflow.services import templates
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import ServicesDep
+from mailflow.web.renders import run_render
 
 router = APIRouter(prefix="/api/v1/templates", dependencies=[Authenticated], tags=["templates"])
 
@@ -69,22 +71,27 @@ def show_template(
 
 
 @router.put("/{key}/{locale}", status_code=status.HTTP_201_CREATED)
-def save_draft(key: Key, locale: Locale, data: DraftIn, services: ServicesDep) -> dict[str, int]:
+async def save_draft(
+    key: Key, locale: Locale, data: DraftIn, services: ServicesDep
+) -> dict[str, int]:
     """Validate and save a draft; it changes no mail until published."""
-    return {
-        "version": templates.save_draft(services, key, locale, data.subject, data.text, data.html)
-    }
+    save = partial(templates.save_draft, services, key, locale, data.subject, data.text, data.html)
+    return {"version": await run_render(save)}
 
 
 @router.post("/{key}/{locale}/publish")
-def publish(key: Key, locale: Locale, data: VersionIn, services: ServicesDep) -> dict[str, Any]:
-    return templates.publish(services, key, locale, data.version)
+async def publish(
+    key: Key, locale: Locale, data: VersionIn, services: ServicesDep
+) -> dict[str, Any]:
+    return await run_render(partial(templates.publish, services, key, locale, data.version))
 
 
 @router.post("/{key}/{locale}/rollback")
-def rollback(key: Key, locale: Locale, data: VersionIn, services: ServicesDep) -> dict[str, Any]:
+async def rollback(
+    key: Key, locale: Locale, data: VersionIn, services: ServicesDep
+) -> dict[str, Any]:
     """Publish an earlier version again (0 is the shipped default)."""
-    return templates.publish(services, key, locale, data.version)
+    return await run_render(partial(templates.publish, services, key, locale, data.version))
 
 
 @router.get("/{key}/{locale}/diff/{version}")
@@ -96,8 +103,11 @@ def diff(
 
 
 @router.post("/{key}/{locale}/preview")
-def preview(key: Key, locale: Locale, data: PreviewIn, services: ServicesDep) -> dict[str, str]:
-    return templates.preview(
+async def preview(
+    key: Key, locale: Locale, data: PreviewIn, services: ServicesDep
+) -> dict[str, str]:
+    render = partial(
+        templates.preview,
         services,
         key,
         locale,
@@ -106,9 +116,13 @@ def preview(key: Key, locale: Locale, data: PreviewIn, services: ServicesDep) ->
         html=data.html,
         sale_id=data.sale_id,
     )
+    return await run_render(render)
 
 
 @router.post("/{key}/{locale}/test-send", status_code=status.HTTP_202_ACCEPTED)
-def test_send(key: Key, locale: Locale, data: TestSendIn, services: ServicesDep) -> dict[str, Any]:
-    outbox_id = templates.test_send(services, key, locale, data.to, sale_id=data.sale_id)
+async def test_send(
+    key: Key, locale: Locale, data: TestSendIn, services: ServicesDep
+) -> dict[str, Any]:
+    send = partial(templates.test_send, services, key, locale, data.to, sale_id=data.sale_id)
+    outbox_id = await run_render(send)
     return {"queued": outbox_id, "to": data.to}

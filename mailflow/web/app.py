@@ -19,7 +19,7 @@ from mailflow.services import metrics as figures
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
 from mailflow.telemetry import CONTENT_TYPE_LATEST
-from mailflow.web import actions, api, api_templates, ops, session
+from mailflow.web import actions, admin_core, api, api_templates, ops, seller_core, session
 from mailflow.web.admin import router as admin_router
 from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.deps import ServicesDep, pages_of
@@ -69,9 +69,15 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = getattr(exc, "headers", None)
+    missing_page = _PAGES.get(request.url.path.split("/", 2)[1])
+    if missing_page is not None and exc.status_code in (404, 405):
+        # A person's browser, not an API client: a page in their language.
+        page = missing_page(request, exc.status_code)
+        page.headers.update(headers or {})
+        return page
     if exc.status_code == 400 and request.url.path.startswith("/api/"):
         # FastAPI's answer to a body it cannot decode (e.g. not UTF-8).
         body: Any = {"error": "malformed_json", "message": "the request body is not valid JSON"}
@@ -83,6 +89,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 _ERROR_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+# The first segment of the browser pages' addresses, and how each words a page it lacks.
+_PAGES = {"admin": admin_core.missing_page, "seller": seller_core.missing_page}
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

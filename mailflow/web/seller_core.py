@@ -69,6 +69,20 @@ def not_found(request: Request, seller: SellerInfo | None) -> HTMLResponse:
     return render(request, "notfound.html.j2", seller, 404)
 
 
+def missing_page(request: Request, status_code: int) -> HTMLResponse:
+    """An address under ``/seller`` that is no page (404) or does not take this method (405),
+    answered as a page in the seller's language (the signed-in seller's, kept in the session,
+    else the browser's), not the API's JSON."""
+    if status_code == 405:
+        title, body = "seller.notallowed.title", "seller.notallowed.body"
+    else:
+        title, body = "seller.notfound.title", "seller.notfound.body"
+    locale = request.session.get(SESSION_LOCALE) or browser_locale(request)
+    return render(
+        request, "error.html.j2", None, status_code, locale=locale, title=title, body=body
+    )
+
+
 def t(seller: SellerInfo | None, key: str, **values: object) -> str:
     return i18n.t(seller.locale if seller else None, key, **values)
 

@@ -559,7 +559,10 @@ class TestAccessibility:
             "/admin/inbox",
             "/admin/inbox/1?view=raw",
             "/admin/inbox/1?view=links",
+            "/admin/nothing-here",  # the page of an address that is none
         ):
+            if path == "/admin/nothing-here":
+                tab.expect_status(404, path)
             tab.go(path)
             if path == EDIT:
                 expect(page.locator("#preview-text")).to_contain_text("Bonjour")

@@ -1077,3 +1077,41 @@ class TestConsoleLocale:
         flashed = support.get(response.headers["location"]).text
         assert "Aucune rétractation enregistrée" in flashed
         assert "La vente est close : il n&#39;y a plus rien à faire." in flashed
+
+
+class TestMissingPages:
+    """An address under /admin that is no page, or does not open with GET, is a console page
+    in the viewer's language (issue 14, point 16); other addresses keep answering JSON."""
+
+    def test_an_unknown_address_is_a_page_in_the_browsers_language(
+        self, browser: Callable[[], TestClient]
+    ) -> None:
+        client = browser()
+        for path in ("/admin/nothing-here", "/admin/sales/1/nothing"):
+            english = client.get(path)
+            assert english.status_code == 404
+            assert english.headers["Content-Type"].startswith("text/html")
+            assert '<h1 class="warn">Not found</h1>' in english.text
+            assert "There is no page at this address." in english.text
+            french = client.get(path, headers=FRENCH)
+            assert french.status_code == 404
+            assert '<h1 class="warn">Introuvable</h1>' in french.text
+            assert "Il n&#39;y a pas de page à cette adresse." in french.text
+        for path in ("/nothing-here", "/administrator"):  # not the console's: as before
+            other = client.get(path)
+            assert other.status_code == 404
+            assert other.json() == {"error": "not_found", "message": "Not Found"}
+
+    def test_the_viewers_chosen_language_wins(self, admin: TestClient) -> None:
+        post(admin, "/admin/language", "/admin/sales", locale="fr")
+        page = admin.get("/admin/nothing-here")
+        assert page.status_code == 404
+        assert '<html lang="fr"' in page.text
+        assert "Il n&#39;y a pas de page à cette adresse." in page.text
+
+    def test_a_form_address_opened_as_a_link_is_a_405_page(self, admin: TestClient) -> None:
+        page = admin.get("/admin/logout")
+        assert page.status_code == 405
+        assert page.headers["Allow"] == "POST"
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert "This address does not open this way" in page.text

@@ -540,6 +540,37 @@ class TestSalePage:
         assert response.status_code == 404
 
 
+class TestMissingPages:
+    """An address under /seller that is no page is a page in the seller's language (issue
+    14, point 16): the signed-in seller's, else the browser's; never the API's JSON."""
+
+    def test_an_unknown_address_is_a_page_in_the_browsers_language(self, web: TestClient) -> None:
+        english = web.get("/seller/nothing-here", headers={"Accept-Language": "en"})
+        assert english.status_code == 404
+        _assert_page(english)
+        assert '<h1 class="warn">Page not found</h1>' in english.text
+        assert "There is no page at this address." in english.text
+        french = web.get("/seller/nothing-here", headers={"Accept-Language": "fr"})
+        assert french.status_code == 404
+        assert "Il n&#39;y a pas de page à cette adresse." in french.text
+
+    def test_a_signed_in_seller_reads_it_in_their_language(
+        self, web: TestClient, system: System, seller: dict[str, Any]
+    ) -> None:
+        assert seller["locale"] == "fr"
+        _login(web, system, seller["email"])
+        page = web.get("/seller/sales/1/nothing", headers={"Accept-Language": "en"})
+        assert page.status_code == 404
+        assert '<h1 class="warn">Page introuvable</h1>' in page.text
+
+    def test_a_form_address_opened_as_a_link_is_a_405_page(self, web: TestClient) -> None:
+        page = web.get("/seller/logout", headers={"Accept-Language": "en"})
+        assert page.status_code == 405
+        assert page.headers["Allow"] == "POST"
+        _assert_page(page)
+        assert "This address does not open this way" in page.text
+
+
 class TestAccept:
     def test_accept_goes_through_the_portal_channel(
         self, api: TestClient, web: TestClient, system: System, seller: dict[str, Any]

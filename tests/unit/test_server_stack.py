@@ -1,5 +1,8 @@
 """The HTTP server's stack: ``mailflow serve`` and the HTTP bench run uvicorn on httptools and
-uvloop when they are installed (``uvicorn[standard]``), and the bench's banner says which."""
+uvloop when they are installed (``uvicorn[standard]``), and the bench's banner says which.
+
+mailflow depends on ``uvicorn[standard]``: an installation without httptools or uvloop is a
+broken one, and these tests fail on it rather than being skipped."""
 
 from __future__ import annotations
 
@@ -14,10 +17,6 @@ import pytest
 from mailflow import runner
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_http.py"
-STANDARD = (
-    importlib.util.find_spec("httptools") is not None
-    and importlib.util.find_spec("uvloop") is not None
-)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +33,15 @@ async def _loop_module() -> str:
     return type(asyncio.get_running_loop()).__module__
 
 
-@pytest.mark.skipif(not STANDARD, reason="httptools and uvloop (uvicorn[standard]) not installed")
+def test_the_standard_extras_are_installed() -> None:
+    for name in ("httptools", "uvloop"):
+        assert importlib.util.find_spec(name) is not None, f"{name} (uvicorn[standard]) missing"
+
+
 def test_serve_runs_on_uvloop_when_it_is_installed() -> None:
     assert runner.run(_loop_module()) == "uvloop"
 
 
-@pytest.mark.skipif(not STANDARD, reason="httptools and uvloop (uvicorn[standard]) not installed")
 def test_the_bench_banner_names_httptools_and_uvloop_when_installed(
     bench_http: ModuleType,
 ) -> None:
@@ -54,4 +56,4 @@ def test_the_bench_stack_is_read_from_the_server_configuration(bench_http: Modul
     config = bench_http.server_config(None, 0, http="h11", log_config=None)
     http, _, loop = bench_http.server_stack(config).partition(", ")
     assert http == "h11"
-    assert loop == ("uvloop" if STANDARD else "asyncio")
+    assert loop == "uvloop"
