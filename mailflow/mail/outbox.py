@@ -9,16 +9,19 @@ exactly those, so the signature verifies whichever attempt gets through.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from mailflow.clock import Clock
 from mailflow.mail.compose import address, compose, new_message_id, split_address
-from mailflow.mail.dkim import DkimSigner
+from mailflow.mail.dkim import DkimError, DkimSigner
 from mailflow.mail.templates import Renderer
 from mailflow.store import outbox as store
 from mailflow.store.database import Transaction
 from mailflow.store.outbox import DEAD, QUEUED, SENT
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DEAD", "QUEUED", "SENT", "TEST_HEADERS", "TEST_MARK", "Outbox", "Recipient"]
 
@@ -84,8 +87,16 @@ class Outbox:
             template=key,
             headers=TEST_HEADERS if test else (),
         )
+        note = rendered.fallback
         if self.dkim is not None:
-            body = self.dkim.sign(body)
+            try:
+                body = self.dkim.sign(body)
+            except DkimError as exc:
+                # Like a published template that fails: the state change must not fail for
+                # it. The email goes unsigned, and the row says so.
+                unsigned = f"sent without a DKIM signature: {exc}"
+                log.error("%s/%s: %s", key, to.locale, unsigned)
+                note = f"{note}; {unsigned}" if note else unsigned
         return store.add(
             session,
             template=key,
@@ -97,5 +108,5 @@ class Outbox:
             body=body,
             sale_id=sale_id,
             at=now,
-            note=rendered.fallback,
+            note=note,
         )

@@ -181,6 +181,29 @@ def test_a_retried_message_is_sent_as_signed_and_still_verifies(
     assert verifies(received.raw, resolver(keys["rsa"]))
 
 
+def test_a_signature_that_fails_at_send_time_never_blocks_the_email(
+    signed_system: System, relay: tuple[RelayHandler, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The key went bad after the start-up check (a fault injected into the live signer).
+    signer = signed_system.outbox.dkim
+    assert signer is not None
+    signer.key = DkimKey("rsa", b"-----BEGIN RSA PRIVATE KEY-----\nAA==\n-----END", "")
+    with signed_system.db.transaction() as session:
+        row_id = signed_system.outbox.queue(
+            session,
+            "seller_login_link",
+            Recipient("", "seller@example.org", "fr"),
+            catalog.kind("seller_login_link").sample_context(),
+        )
+    assert deliver(signed_system) == 1
+    assert b"DKIM-Signature" not in relay[0].received[0].raw
+    with signed_system.db.read() as session:
+        stored = session.get(OutboxMessage, row_id)
+        assert stored is not None
+        assert (stored.note or "").startswith("sent without a DKIM signature: ")
+    assert "sent without a DKIM signature" in caplog.text
+
+
 def test_without_dkim_settings_nothing_is_signed(
     system: System, relay: tuple[RelayHandler, int]
 ) -> None:
@@ -228,15 +251,32 @@ class TestTestSends:
 # --- start-up -------------------------------------------------------------------------------
 
 
-def test_partial_settings_are_one_configuration_error() -> None:
-    for given in (
-        {"dkim_domain": DOMAIN},
-        {"dkim_domain": DOMAIN, "dkim_selector": SELECTOR},
-        {"dkim_private_key_file": "/nonexistent.pem"},
-    ):
-        with pytest.raises(Exception, match="DKIM signing needs") as caught:
-            make_settings("sqlite:///x.db", 25, smtp=given)
-        assert "missing: smtp.dkim_" in str(caught.value)
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"DKIM_DOMAIN": DOMAIN}, "smtp.dkim_selector, smtp.dkim_private_key_file"),
+        ({"DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR}, "smtp.dkim_private_key_file"),
+        ({"DKIM_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "smtp.dkim_domain, smtp.dkim_selector"),
+    ],
+)
+def test_partial_settings_are_one_configuration_error(
+    given: dict[str, str],
+    missing: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    environ = {f"MAILFLOW_SMTP__{name}": value for name, value in given.items()}
+    with pytest.raises(ConfigError, match=f"missing: {missing}$"):
+        load(None, environ, create_dev_secrets=False)
+    monkeypatch.chdir(tmp_path)  # no mailflow.toml here: the development defaults
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert main(["worker"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailflow: configuration: smtp: ")
+    assert f"missing: {missing}" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing created: no database, no data folder
 
 
 SHORT_RSA_KEY = b"""-----BEGIN PRIVATE KEY-----
