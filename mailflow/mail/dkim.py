@@ -192,7 +192,7 @@ class DkimSigner:
         self.key = key
         self._domain = self.domain.encode("ascii")
         self._selector = self.selector.encode("ascii")
-        self._signed = {name.lower(): name for name in SIGNED_HEADERS}
+        self._signed = frozenset(name.lower() for name in SIGNED_HEADERS)
         self._sealed = [name.encode("ascii") for name in SEALED_HEADERS]
         try:
             self.sign(_PROBE)  # a key dkimpy cannot use fails here, at start-up
@@ -225,6 +225,6 @@ class DkimSigner:
                 canonicalize=(b"relaxed", b"relaxed"),
                 include_headers=self.headers_to_sign(message),
             )
-        except dkim.DKIMException as exc:
-            raise DkimError(str(exc)) from exc
+        except (dkim.DKIMException, ValueError) as exc:  # ValueError: a key's bad base64
+            raise DkimError(str(exc) or type(exc).__name__) from exc
         return header + message
