@@ -63,9 +63,10 @@ def verifies(raw: bytes, dns: Callable[..., bytes | None]) -> bool:
 def one_byte_changed(raw: bytes) -> bytes:
     """``raw`` with one byte of the body (a letter of the text part) changed."""
     head, _, body = raw.partition(b"\r\n\r\n")
-    at = re.search(rb"[a-z]", body[body.index(b"text/plain") :])
+    text = body.index(b"\r\n\r\n", body.index(b"text/plain")) + 4  # the text part's content
+    at = re.search(rb"[a-z]", body[text:])
     assert at is not None
-    index = body.index(b"text/plain") + at.start()
+    index = text + at.start()
     changed = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1 :]
     return head + b"\r\n\r\n" + changed
 
