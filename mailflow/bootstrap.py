@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailflow.clock import Clock, system_clock
-from mailflow.config import Settings
+from mailflow.config import ConfigError, Settings, SmtpSettings
 from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
+from mailflow.mail.dkim import DkimError, DkimSigner
 from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
@@ -73,6 +74,19 @@ class System:
         self.db.dispose()
 
 
+def dkim_signer(smtp: SmtpSettings) -> DkimSigner | None:
+    """The DKIM signer the settings ask for, its key read and tried once; ``ConfigError``
+    names the setting at fault."""
+    if not smtp.dkim:
+        return None
+    try:
+        return DkimSigner.from_settings(
+            smtp.dkim_domain, smtp.dkim_selector, smtp.dkim_private_key_file
+        )
+    except DkimError as exc:
+        raise ConfigError(f"smtp.{exc.setting}: {exc}") from exc
+
+
 def build(
     settings: Settings,
     *,
@@ -80,7 +94,9 @@ def build(
     db: Database | None = None,
     templates: Path | None = None,
 ) -> System:
-    """The running system; ``templates`` replaces the shipped templates folder (tests)."""
+    """The running system; ``templates`` replaces the shipped templates folder (tests).
+    Raises ``ConfigError`` for a DKIM key that cannot sign (before anything is opened)."""
+    dkim = dkim_signer(settings.smtp)
     db = db or Database.from_url(settings.database.url)
     root = templates or templates_root()
     overrides = OverrideStore(db)
@@ -90,7 +106,7 @@ def build(
         settings.security.link_max_age_hours * 3600,
         clock=clock,
     )
-    outbox = Outbox(renderer, settings.smtp.from_address, clock)
+    outbox = Outbox(renderer, settings.smtp.from_address, clock, dkim=dkim)
     telemetry = Telemetry()
     services = ServiceContext(
         db=db,

@@ -103,6 +103,12 @@ class SmtpSettings(_Section):
     give_up_after_hours: float = Field(96, gt=0)
     lease_seconds: float = Field(120, gt=0)
     timeout_seconds: float = Field(30, gt=0)
+    dkim_domain: str = ""
+    """With ``dkim_selector`` and ``dkim_private_key_file``: every email is DKIM-signed for
+    this domain (``d=``); all three or none."""
+    dkim_selector: str = ""
+    dkim_private_key_file: str = ""
+    """A PEM private key (RSA of 1024 bits or more, or Ed25519), read once at start-up."""
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +132,25 @@ class SmtpSettings(_Section):
         if value and not Path(value).is_file():
             raise ValueError(f"no such file: {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _dkim_all_or_none(self) -> SmtpSettings:
+        given = {
+            name: getattr(self, name)
+            for name in ("dkim_domain", "dkim_selector", "dkim_private_key_file")
+        }
+        missing = [f"smtp.{name}" for name, value in given.items() if not value]
+        if missing and len(missing) < len(given):
+            raise ValueError(
+                "DKIM signing needs smtp.dkim_domain, smtp.dkim_selector and "
+                f"smtp.dkim_private_key_file together; missing: {', '.join(missing)}"
+            )
+        return self
+
+    @property
+    def dkim(self) -> bool:
+        """Whether outgoing email is DKIM-signed."""
+        return bool(self.dkim_private_key_file)
 
     @field_validator("from_address", "support_address", "seller_support_address")
     @classmethod

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from mailflow import __version__
-from mailflow.cli import admin, db, inbox, sales, sellers, serve, templates
+from mailflow.cli import admin, db, dkim, inbox, sales, sellers, serve, templates
 from mailflow.cli._common import CliError
+from mailflow.config import ConfigError
 from mailflow.mail.templates import TemplateError
 
-GROUPS = (serve, db, inbox, sellers, sales, templates, admin)
+GROUPS = (serve, db, inbox, sellers, sales, templates, admin, dkim)
 
 __all__ = ["main"]
 
@@ -48,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except CliError as exc:
         print(f"mailflow: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        # What only building the system finds out (a DKIM key that cannot sign).
+        print(f"mailflow: configuration: {exc}", file=sys.stderr)
         return 2
     except TemplateError as exc:
         print(f"mailflow: template error, nothing was changed: {exc}", file=sys.stderr)

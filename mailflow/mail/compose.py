@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 
@@ -94,9 +95,12 @@ def compose(
     message_id: str,
     date: datetime,
     template: str,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """The whole message. ``sender`` and ``recipient`` are already-formatted header values."""
+    """The whole message. ``sender`` and ``recipient`` are already-formatted header values;
+    ``headers`` are more (name, value) pairs, placed after ``X-Mailflow-Template``."""
     boundary = "=_mf_" + secrets.token_hex(12)
+    extra = [f"{one_line(name)}: {_header_value(value)}" for name, value in headers]
     lines = [
         f"From: {sender}",
         f"To: {recipient}",
@@ -106,6 +110,7 @@ def compose(
         "MIME-Version: 1.0",
         "Auto-Submitted: auto-generated",
         f"X-Mailflow-Template: {one_line(template)}",
+        *extra,
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
         "",
         f"--{boundary}",

@@ -2,22 +2,32 @@
 
 ``Outbox.queue`` renders and composes the message and writes its row in the caller's
 transaction, so the email commits (or not) with the state change; the delivery worker claims
-the rows through ``mailflow.store.outbox`` and sends them.
+the rows through ``mailflow.store.outbox`` and sends them. With DKIM configured the message is
+signed here, once: the row holds the signed bytes, and every attempt (retries included) sends
+exactly those, so the signature verifies whichever attempt gets through.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from mailflow.clock import Clock
 from mailflow.mail.compose import address, compose, new_message_id, split_address
+from mailflow.mail.dkim import DkimError, DkimSigner
 from mailflow.mail.templates import Renderer
 from mailflow.store import outbox as store
 from mailflow.store.database import Transaction
 from mailflow.store.outbox import DEAD, QUEUED, SENT
 
-__all__ = ["DEAD", "QUEUED", "SENT", "Outbox", "Recipient"]
+log = logging.getLogger(__name__)
+
+__all__ = ["DEAD", "QUEUED", "SENT", "TEST_HEADERS", "TEST_MARK", "Outbox", "Recipient"]
+
+TEST_MARK = "[TEST]"
+"""Before the subject of a test send, so that nobody takes it for a real email."""
+TEST_HEADERS = (("X-Mailflow-Test", "yes"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +40,17 @@ class Recipient:
 class Outbox:
     """Turns an email key and its context into an outbox row in the current transaction."""
 
-    def __init__(self, renderer: Renderer, from_address: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        from_address: str,
+        clock: Clock,
+        *,
+        dkim: DkimSigner | None = None,
+    ) -> None:
         self.renderer = renderer
         self.clock = clock
+        self.dkim = dkim
         name, self.sender_addr = split_address(from_address)
         self.sender_header = address(name, self.sender_addr)
 
@@ -44,9 +62,11 @@ class Outbox:
         context: dict[str, Any],
         sale_id: int | None = None,
         sender: str | None = None,
+        test: bool = False,
     ) -> int:
         """Render ``key`` for ``to`` and write its row in the session's transaction (a plain
-        INSERT, no unit of work); ``sender`` overrides From. The row's id."""
+        INSERT, no unit of work); ``sender`` overrides From; ``test`` marks a test send
+        (``[TEST]`` before the subject, ``X-Mailflow-Test: yes``). The row's id."""
         now = self.clock()
         sender_header, sender_addr = self.sender_header, self.sender_addr
         if sender is not None:
@@ -55,26 +75,38 @@ class Outbox:
         # The caller's session: a render inside a transaction must not wait on the pool.
         rendered = self.renderer.render(key, to.locale, context, session=session)
         message_id = new_message_id(sender_addr)
+        subject = f"{TEST_MARK} {rendered.subject}" if test else rendered.subject
         body = compose(
             sender=sender_header,
             recipient=address(to.name, to.email),
-            subject=rendered.subject,
+            subject=subject,
             text=rendered.text,
             html=rendered.html,
             message_id=message_id,
             date=now,
             template=key,
+            headers=TEST_HEADERS if test else (),
         )
+        note = rendered.fallback
+        if self.dkim is not None:
+            try:
+                body = self.dkim.sign(body)
+            except DkimError as exc:
+                # Like a published template that fails: the state change must not fail for
+                # it. The email goes unsigned, and the row says so.
+                unsigned = f"sent without a DKIM signature: {exc}"
+                log.error("%s/%s: %s", key, to.locale, unsigned)
+                note = f"{note}; {unsigned}" if note else unsigned
         return store.add(
             session,
             template=key,
             locale=to.locale,
             sender=sender_addr,
             recipient=to.email,
-            subject=rendered.subject,
+            subject=subject,
             message_id=message_id,
             body=body,
             sale_id=sale_id,
             at=now,
-            note=rendered.fallback,
+            note=note,
         )

@@ -9,6 +9,7 @@ serves sending, previewing and test sends, so a preview is what will be sent.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,11 +151,24 @@ def error_line(exc: BaseException, name: str) -> int | None:
     return line
 
 
+_INLINER = css_inline.CSSInliner(keep_at_rules=True)
+"""At-rules (the dark mode's ``@media (prefers-color-scheme: dark)``) cannot be inlined: they
+stay in a ``<style>`` element, for the clients that read one."""
+
+_KEPT_STYLE = re.compile(r"(<head[^>]*>)(<style>.*?</style>)(.*?)(</head>)", re.S | re.I)
+
+
+def _style_last_in_head(html: str) -> str:
+    """css-inline puts the kept ``<style>`` first in ``<head>``: move it to the end, so that
+    ``<meta charset>`` stays within the first bytes, where browsers look for it."""
+    return _KEPT_STYLE.sub(r"\1\3\2\4", html, count=1)
+
+
 def inline_css(html: str) -> str:
     """The HTML with its stylesheet moved into ``style`` attributes, as mail clients need."""
     try:
         # css-inline writes U+00A0 back as "&nbsp;"; keep the character, as the rest is.
-        return css_inline.inline(html).replace("&nbsp;", "\u00a0")
+        return _style_last_in_head(_INLINER.inline(html)).replace("&nbsp;", "\u00a0")
     except ValueError as exc:
         raise TemplateError(f"CSS could not be inlined: {exc}", "html") from exc
 

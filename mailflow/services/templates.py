@@ -243,7 +243,8 @@ def preview(
 def test_send(
     ctx: ServiceContext, key: str, locale: str, to: str, *, sale_id: int | None = None
 ) -> int:
-    """Queue the live version of ``key`` to ``to`` with the sample (or a sale's) context."""
+    """Queue the live version of ``key`` to ``to`` with the sample (or a sale's) context,
+    marked as a test (``[TEST]`` subject, ``X-Mailflow-Test: yes``)."""
     kind = _kind(key, locale)
     context = _context(ctx, key, sale_id)
     if "links" in context:
@@ -254,4 +255,4 @@ def test_send(
         else:
             context["links"] = sample_links
     with ctx.db.transaction() as session:
-        return ctx.outbox.queue(session, key, Recipient("", to, locale), context)
+        return ctx.outbox.queue(session, key, Recipient("", to, locale), context, test=True)

@@ -526,7 +526,9 @@ class TestTestSend:
         assert handler.received[0].rcpt_tos == ["qa@example.org"]
         assert mail["X-Mailflow-Template"] == "seller_new_sale"
         preview = api.post(f"{URL}/seller_new_sale/fr/preview", json={}).json()
-        assert mail["Subject"] == preview["subject"]
+        # Marked, so that nobody takes it for a real email.
+        assert mail["Subject"] == f"[TEST] {preview['subject']}"
+        assert mail["X-Mailflow-Test"] == "yes"
         # A test send renders the key's sample context, as the preview does.
         assert text_of(mail) == preview["text"]
 
@@ -542,7 +544,8 @@ class TestTestSend:
         assert deliver(system) == 2
         by_to = {m["To"].addresses[0].addr_spec: m for m in relay[0].messages()}
         assert (
-            by_to["en@example.org"]["Subject"] == f"{MARK} Sale 12: Le Petit Prince (édition 1999)"
+            by_to["en@example.org"]["Subject"]
+            == f"[TEST] {MARK} Sale 12: Le Petit Prince (édition 1999)"
         )
         assert MARK not in by_to["fr@example.org"]["Subject"]
 

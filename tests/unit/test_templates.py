@@ -42,6 +42,7 @@ VOID_ELEMENTS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 )
 TAG = re.compile(r"</?[A-Za-z][^>]*>")
+STYLE = re.compile(r"<style>(.*?)</style>", re.S)
 
 # Times as the store holds them: naive UTC.
 CREATED = datetime(2026, 11, 25, 8, 0)
@@ -211,7 +212,7 @@ class StrictHTML(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
-        if tag in {"img", "link", "script", "style", "iframe", "object"} or "src" in values:
+        if tag in {"img", "link", "script", "iframe", "object"} or "src" in values:
             self.external.append(self.get_starttag_text() or tag)
         if tag == "a":
             self._anchor = (values.get("href") or "", [])
@@ -274,6 +275,11 @@ def test_renders_a_complete_email(renderer: Renderer, key: str, locale: str) -> 
     assert email.html.lstrip().startswith("<!DOCTYPE html>")
     assert f'<html lang="{locale}">' in email.html
     assert not parsed.external, parsed.external
+    # The one <style> left after inlining holds the dark mode's rules, nothing else.
+    assert [s.split("{", 1)[0].strip() for s in STYLE.findall(email.html)] == [
+        "@media (prefers-color-scheme: dark)"
+    ]
+    assert '<meta name="color-scheme" content="light dark">' in email.html
 
     if key in POLICY_CASES:
         rate = sample_context(key)["rate"]
@@ -314,7 +320,8 @@ def test_the_sellers_message_is_text_never_html(renderer: Renderer, key: str, lo
     assert EVIL_MESSAGE in email.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;\nLigne 2" in email.html
     assert "<script" not in email.html
-    assert re.search(r"white-space:pre-wrap[^>]*>Désolé &lt;script&gt;", email.html)
+    quoted = r'class="quote"[^>]*white-space: ?pre-wrap[^>]*>Désolé &lt;script&gt;'
+    assert re.search(quoted, email.html)
     parse_html(email.html)
 
 
