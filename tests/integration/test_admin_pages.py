@@ -361,6 +361,31 @@ class TestSignIn:
         assert "Too many sign-in attempts" in limited.text
         assert web.get("/admin/sales", follow_redirects=False).status_code == 303
 
+    def test_successful_sign_ins_are_never_throttled(self, users: None, web: TestClient) -> None:
+        for _ in range(15):
+            assert sign_in(web, ADMIN).status_code == 303
+            web.cookies.clear()
+        assert sign_in(web, ADMIN).status_code == 303
+
+    def test_failures_lock_the_account_from_any_address_and_the_address_for_any_account(
+        self, users: None, system: System
+    ) -> None:
+        app = create_app(system)
+        office = TestClient(app, client=("198.51.100.7", 5000))
+        elsewhere = TestClient(app, client=("203.0.113.9", 5000))
+        for n in range(10):
+            assert sign_in(office, f"nobody{n}@console.example", "wrong").status_code == 401
+        # The address used up its failures: even a good sign-in from it waits ...
+        assert sign_in(office, SUPPORT).status_code == 429
+        # ... while the same account signs in from elsewhere.
+        assert sign_in(elsewhere, SUPPORT).status_code == 303
+        elsewhere.cookies.clear()
+        for _ in range(10):
+            assert sign_in(elsewhere, ADMIN, "wrong").status_code == 401
+        third = TestClient(app, client=("192.0.2.1", 5000))
+        assert sign_in(third, ADMIN).status_code == 429  # the account is locked everywhere
+        assert sign_in(third, SUPPORT).status_code == 303
+
     def test_after_sign_in_only_console_paths_are_followed(
         self, users: None, web: TestClient
     ) -> None:
