@@ -7,14 +7,18 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
 
+from mailflow import listen
 from mailflow.bootstrap import System
+from mailflow.config import Settings
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
@@ -55,8 +59,37 @@ def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) ->
         loop.add_signal_handler(sig, handler)
 
 
-def inbox_server(system: System) -> InboxServer:
-    return InboxServer(system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port)
+def inbox_server(system: System, sock: socket.socket | None = None) -> InboxServer:
+    return InboxServer(
+        system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port, sock=sock
+    )
+
+
+@dataclass
+class Listeners:
+    """The sockets ``serve`` listens on, bound before the system is built (``bind``)."""
+
+    http: socket.socket
+    inbox: socket.socket | None = None
+
+    def close(self) -> None:
+        for sock in (self.http, self.inbox):
+            if sock is not None:
+                sock.close()
+
+
+def bind(settings: Settings, *, with_inbox: bool) -> Listeners:
+    """Bind the HTTP port and, with the embedded inbox, its port; raises ``CannotListen``
+    naming the setting to change."""
+    http = listen.bind(settings.server.host, settings.server.port, "server.port (or --port)")
+    if not with_inbox:
+        return Listeners(http)
+    try:
+        inbox = listen.bind("127.0.0.1", settings.smtp.embedded_port, "smtp.embedded_port")
+    except listen.CannotListen:
+        http.close()
+        raise
+    return Listeners(http, inbox)
 
 
 async def sweep_forever(system: System, stop: asyncio.Event) -> None:
@@ -93,11 +126,17 @@ def _tasks(system: System, stop: asyncio.Event) -> list[asyncio.Task[None]]:
 
 
 async def serve(
-    system: System, *, with_inbox: bool, on_ready: Callable[[], None] | None = None
+    system: System,
+    *,
+    with_inbox: bool,
+    on_ready: Callable[[], None] | None = None,
+    listeners: Listeners | None = None,
 ) -> None:
     settings = system.settings
+    if listeners is None:
+        listeners = bind(settings, with_inbox=with_inbox)
     stop = asyncio.Event()
-    inbox = inbox_server(system) if with_inbox else None
+    inbox = inbox_server(system, listeners.inbox) if with_inbox else None
     if inbox is not None:
         await inbox.start()
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
@@ -110,7 +149,7 @@ async def serve(
         port=settings.server.port,
         http="auto",
         lifespan="off",
-        log_level="info",
+        log_level=settings.server.log_level,
         access_log=False,
     )
     server = _Server(config)
@@ -124,7 +163,7 @@ async def serve(
     if on_ready is not None:
         asyncio.get_running_loop().call_later(0.5, on_ready)
     try:
-        await server.serve()
+        await server.serve(sockets=[listeners.http])
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -141,17 +180,20 @@ async def work(system: System) -> None:
     log.info("stopped")
 
 
-async def inbox_only(system: System) -> None:
+async def inbox_only(system: System, sock: socket.socket | None = None) -> None:
     stop = asyncio.Event()
     _on_signals(asyncio.get_running_loop(), stop.set)
-    inbox = inbox_server(system)
+    inbox = inbox_server(system, sock)
     await inbox.start()
-    log.info("embedded inbox listening on 127.0.0.1:%s", system.settings.smtp.embedded_port)
+    port = listen.port_of(sock) if sock is not None else system.settings.smtp.embedded_port
+    log.info("embedded inbox listening on 127.0.0.1:%s", port)
     await stop.wait()
     await inbox.stop()
 
 
-def serve_processes(system: System, workers: int, config_path: str | None) -> None:
+def serve_processes(
+    system: System, workers: int, config_path: str | None, listeners: Listeners
+) -> None:
     """HTTP in ``workers`` processes (uvicorn's supervisor); delivery, sweeps and the LISTEN
     wake-up in a thread of this one. The embedded inbox is not run: start
     ``mailflow inbox serve`` beside it."""
@@ -186,9 +228,8 @@ def serve_processes(system: System, workers: int, config_path: str | None) -> No
 
     thread = threading.Thread(target=loop.run_until_complete, args=(background(),), daemon=True)
     thread.start()
-    sock = config.bind_socket()
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=[listeners.http]).run()
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=60)

@@ -1,7 +1,9 @@
 """The ``mailflow`` command: one module per command group, each adding its own parsers.
 
 The groups import only ``cli._common``, the services and the bootstrap; this module puts them
-together in the order ``mailflow --help`` lists them and turns their errors into exit status 2.
+together in the order ``mailflow --help`` lists them and turns their errors into an exit status:
+0 done, 1 the operation was refused (``Refused``), 2 a usage or configuration error
+(``CliError``; argparse's own usage errors are 2 as well). ``mailflow`` alone prints the help.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="mailflow", description="Order refusals and cancellations, run by email."
     )
     parser.add_argument("--version", action="version", version=f"mailflow {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.add_parsers(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -48,10 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except CliError as exc:
         print(f"mailflow: {exc}", file=sys.stderr)
-        return 2
+        return exc.status
     except TemplateError as exc:
         print(f"mailflow: template error, nothing was changed: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

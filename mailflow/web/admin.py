@@ -2,9 +2,10 @@
 create-user``), then templates (admins only), sellers, sales, the outbox and the inbox.
 
 Signing in checks the CSRF token, then a limit on failed sign-ins per client address and per
-email address (per process; successes are never counted), then the Argon2id hash; a wrong email or password gets one generic message and
-no session. A successful sign-in gets a new CSRF token. The pages live in ``admin_*`` modules
-by group; this one holds sign-in, sign-out and the router that gathers them.
+email address (per process; successes are never counted), then the Argon2id hash; a wrong
+email or password gets one generic message and no session. A successful sign-in gets a new
+CSRF token. The pages live in ``admin_*`` modules by group; this one holds sign-in, sign-out
+and the router that gathers them.
 """
 
 from __future__ import annotations
