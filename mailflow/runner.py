@@ -150,6 +150,9 @@ async def serve(
         http="auto",
         lifespan="off",
         log_level=settings.server.log_level,
+        # mailflow's own handler (``logs.configure``: text or JSON) and access line
+        # (``web.access``) stand in for uvicorn's.
+        log_config=None,
         access_log=False,
     )
     server = _Server(config)
@@ -217,7 +220,8 @@ def serve_processes(
         # A child builds its own system on start; give it time on a busy machine.
         timeout_worker_healthcheck=30,
         lifespan="off",
-        log_level="info",
+        log_level=settings.server.log_level,
+        log_config=None,
         access_log=False,
     )
     loop = asyncio.new_event_loop()

@@ -9,11 +9,10 @@ together in the order ``mailflow --help`` lists them and turns their errors into
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from mailflow import __version__
+from mailflow import __version__, logs
 from mailflow.cli import admin, db, inbox, sales, sellers, serve, templates
 from mailflow.cli._common import CliError
 from mailflow.mail.templates import TemplateError
@@ -44,11 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("alembic", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Text at info until a command has read its settings (``serve`` and ``worker`` then apply
+    # ``[server] log_format`` and ``log_level``).
+    logs.configure()
     try:
         status: int = args.handler(args)
         return status

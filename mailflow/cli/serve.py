@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from mailflow import __version__
+from mailflow import __version__, logs
 from mailflow.cli._common import (
     CliError,
     Subparsers,
@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise CliError("--workers must be 1 or more")
     loaded = load_settings(args)
+    logs.configure(loaded.settings.server.log_format, loaded.settings.server.log_level)
     settings = _listening_on(loaded.settings, args.host, check_port(args.port))
     with_inbox = settings.smtp.mode == "embedded" and args.workers == 1
     try:
@@ -147,7 +148,9 @@ def _banner(settings: Settings, source: Path | None, seeded: object) -> str:
 def _worker(args: argparse.Namespace) -> int:
     from mailflow import runner
 
-    system = open_system(load_settings(args))
+    loaded = load_settings(args)
+    logs.configure(loaded.settings.server.log_format, loaded.settings.server.log_level)
+    system = open_system(loaded)
     try:
         asyncio.run(runner.work(system))
     finally:

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -88,7 +88,7 @@ def _allowed(request: Request) -> str:
     methods: set[str] = set()
     for route in request.app.router.routes:
         if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
-            methods |= route.methods
+            methods |= route.methods or set()
     return ", ".join(sorted(methods))
 
 
