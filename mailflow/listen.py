@@ -39,6 +39,8 @@ def bind(host: str, port: int, setting: str) -> socket.socket:
             f"cannot listen on {host}:{port} ({exc.strerror or exc}): set {setting} to a free "
             "port, or stop what is using it"
         ) from exc
+    # Listening from now on: a connection made before the server runs waits in the backlog.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -163,6 +163,8 @@ async def serve(
         stop.set()
 
     _on_signals(asyncio.get_running_loop(), _shutdown)
+    host, port = listeners.http.getsockname()[:2]
+    log.info("HTTP listening on %s:%s (Ctrl+C to stop)", host, port)
     if on_ready is not None:
         asyncio.get_running_loop().call_later(0.5, on_ready)
     try:

@@ -301,6 +301,8 @@ def _preview(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str
 
 
 def _publish(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) -> int:
+    if args.version < 0:
+        raise CliError("VERSION: must be 0 or more")  # a usage error (2), not a refusal (1)
     view = templates.publish(ctx, args.key, args.locale, args.version)
     version = view["published_version"]
     origin = " (the shipped default)" if version == 0 else ""

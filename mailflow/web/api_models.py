@@ -4,11 +4,9 @@ every answer (and FastAPI checks each one against it)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-
-from mailflow.domain.policy import Tier
 
 EmailOut = Annotated[str, WithJsonSchema({"type": "string", "format": "email"})]
 Amount = Annotated[
@@ -44,7 +42,7 @@ class StatsOut(_Out):
     rate: float = Field(
         examples=[0.04], description="cancelled (and refused, if counted) / counted"
     )
-    tier: Tier
+    tier: Literal["ok", "warning", "over", "suspended"]
     tier_since: datetime | None
     counted: int
     cancelled: int

@@ -33,7 +33,11 @@ def standing(stats: dict[str, Any]) -> dict[str, str]:
             "css": "few" if place == "under" else f"few-{place}",
         }
     if tier == "ok" and place != "under":
-        return {"label": "seller.tier.pending", "help": "seller.tier_help.pending", "css": "warning"}
+        return {
+            "label": "seller.tier.pending",
+            "help": "seller.tier_help.pending",
+            "css": "warning",
+        }
     return {"label": f"seller.tier.{tier}", "help": f"seller.tier_help.{tier}", "css": tier}
 
 

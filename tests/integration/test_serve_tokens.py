@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "serve-tokens-secret-" + "s" * 32
 TOKEN = "serve-tokens-token-" + "t" * 24
 WARNING = "warning: [api] tokens is empty: every /api/ request will be refused with 401"
-LISTENING = "Uvicorn running on"
+LISTENING = "HTTP listening on"
 
 
 def _config(tmp_path: Path, port: int, tokens: str) -> Path:
