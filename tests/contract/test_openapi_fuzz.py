@@ -64,7 +64,8 @@ def _unknown_sellers_only(response: Any) -> bool:
         return False
     detail = response.json().get("detail") or []
     return bool(detail) and all(
-        p["field"].startswith("items.") and p["field"].endswith(".seller_id")
+        p["field"].startswith("items.")
+        and p["field"].endswith(".seller_id")
         and "no seller" in p["message"]
         for p in detail
     )
