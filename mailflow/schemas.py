@@ -130,6 +130,8 @@ Text = Annotated[
     Field(min_length=1, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
     AfterValidator(_one_line),
 ]
+
+
 def _any_case(word: str) -> str:
     return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
 
@@ -170,6 +172,19 @@ class _Input(BaseModel):
 
 
 class SellerIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Librairie Dupont",
+                    "email": "vendeur@librairie-dupont.example",
+                    "locale": "fr",
+                }
+            ]
+        },
+    )
+
     name: Annotated[Text, Field(max_length=200)]
     email: Email
     locale: LocaleCode = "fr"
@@ -190,6 +205,31 @@ class ItemIn(_Input):
 
 
 class OrderIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "MKT-2026-000123",
+                    "buyer": {
+                        "email": "camille.martin@example.org",
+                        "name": "Camille Martin",
+                        "locale": "fr",
+                    },
+                    "items": [
+                        {
+                            "seller_id": 1,
+                            "sku": "LIV-001",
+                            "title": "Le Petit Prince, édition illustrée",
+                            "quantity": 1,
+                            "unit_price": "12.50",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
     external_id: Annotated[Text, Field(max_length=200)]
     buyer: BuyerIn
     items: list[ItemIn] = Field(min_length=1, max_length=200)
@@ -221,6 +261,18 @@ class RefuseIn(_Input):
 
 
 class CancelIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "out_of_stock",
+                    "message": "Désolé, le dernier exemplaire a été vendu en boutique.",
+                }
+            ]
+        },
+    )
+
     reason: Reason
     message: Message = ""
 
@@ -230,5 +282,9 @@ class WithdrawIn(_Input):
 
 
 class ListingIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"stock": 3, "active": True}]}
+    )
+
     stock: Annotated[int, Field(ge=0, le=1_000_000_000), BeforeValidator(_whole)] | None = None
     active: bool = Field(default=True, strict=True)
