@@ -209,3 +209,48 @@ class TestCommandLine:
         assert json.loads(capsys.readouterr().out)["version"] == 0
         assert main(["inbox", "show", "1"]) == 1
         assert "no inbox message 1" in capsys.readouterr().err
+
+
+def test_inbox_show_prints_the_text_and_the_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailflow.bootstrap import build
+    from mailflow.config import load
+    from mailflow.mail.inbox import InboxHandler
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("MAILFLOW_")]:
+        monkeypatch.delenv(name)
+    assert main(["db", "upgrade"]) == 0
+    system = build(load().settings)
+    raw = (
+        b"From: shop@example.org\r\nTo: bob@records.example\r\nSubject: Nouvelle vente\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Accepter : http://127.0.0.1:8000/s/abc\r\n"
+        b"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b'<p><a href="http://127.0.0.1:8000/s/abc">Accepter la vente</a>'
+        b' <a href="http://127.0.0.1:8000/s/def">Refuser</a></p>\r\n--b--\r\n'
+    )
+    message_id = InboxHandler(system.db, system.clock).store(
+        "shop@example.org", ["bob@records.example"], raw
+    )
+    system.close()
+    capsys.readouterr()
+    assert main(["inbox", "show", str(message_id)]) == 0
+    out = capsys.readouterr().out
+    assert "Subject: Nouvelle vente" in out
+    assert "Accepter : http://127.0.0.1:8000/s/abc" in out
+    assert "links (2):" in out
+    assert "  http://127.0.0.1:8000/s/abc  [Accepter la vente]" in out
+    assert "  http://127.0.0.1:8000/s/def  [Refuser]" in out
+    assert main(["inbox", "show", str(message_id), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [link["url"] for link in shown["links"]] == [
+        "http://127.0.0.1:8000/s/abc",
+        "http://127.0.0.1:8000/s/def",
+    ]
+    assert main(["inbox", "--search", "nouvelle"]) == 0
+    assert "bob@records.example" in capsys.readouterr().out
+    assert main(["inbox", "--search", "nothing-like-it"]) == 0
+    assert capsys.readouterr().out == "no message matches\n"
