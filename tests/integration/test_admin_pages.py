@@ -1033,7 +1033,7 @@ class TestInbox:
 
         def found(q: str) -> list[str]:
             page = support.get("/admin/inbox", params={"q": q}).text
-            return re.findall(r'<td[^>]*>([a-z]+@[a-z.]+)</td>', page)
+            return re.findall(r"<td[^>]*>([a-z]+@[a-z.]+)</td>", page)
 
         assert found("bob@") == ["bob@records.example", "bob@records.example"]
         assert found("ANNUL") == ["alice@books.example"]  # without case
