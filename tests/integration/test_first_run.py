@@ -143,6 +143,24 @@ class TestDemo:
         assert not (tmp_path / "mailflow.db").exists()
         assert done.stdout == ""
 
+    def test_a_busy_inbox_port_names_its_setting(self, tmp_path: Path) -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = str(busy.getsockname()[1])
+            done = subprocess.run(
+                [sys.executable, "-m", "mailflow", "serve", "--demo", "--port", "0"],
+                cwd=tmp_path,
+                env=_env(MAILFLOW_SMTP__EMBEDDED_PORT=taken),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        assert done.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{taken}" in done.stderr
+        assert "smtp.embedded_port" in done.stderr
+        assert not (tmp_path / "mailflow.db").exists()
+
 
 class TestDataCommandsInAnEmptyFolder:
     @pytest.mark.parametrize(
