@@ -205,3 +205,58 @@ def test_a_whole_quantity_written_2_0_is_2(api: TestClient) -> None:
     assert response.status_code == 201
     sale = api.get(f"/api/v1/sales/{response.json()['sales'][0]['id']}").json()
     assert sale["quantity"] == 2
+
+
+class TestOpenApiDocument:
+    def test_errors_are_documented_with_mailflows_bodies(self, web: TestClient) -> None:
+        doc = web.get("/openapi.json").json()
+        accept = doc["paths"]["/api/v1/sales/{sale_id}/accept"]["post"]["responses"]
+        assert set(accept) == {"200", "400", "401", "404", "409", "413", "422"}
+        ref = {s: accept[s]["content"]["application/json"]["schema"]["$ref"] for s in accept}
+        assert ref["409"].endswith("/ConflictOut") and ref["422"].endswith("/InvalidOut")
+        assert ref["200"].endswith("/SaleChangeOut") and ref["413"].endswith("/TooLargeOut")
+        invalid = doc["components"]["schemas"]["FieldProblem"]["properties"]
+        assert set(invalid) == {"field", "message", "type"}
+        conflict = doc["components"]["schemas"]["ConflictOut"]["properties"]
+        assert {"error", "status", "hint"} <= set(conflict)
+        assert "HTTPValidationError" not in json.dumps(doc["paths"])
+        for path, operations in doc["paths"].items():
+            for method, operation in operations.items():
+                ok = [s for s in operation["responses"] if s.startswith("2")]
+                content = operation["responses"][ok[0]].get("content", {})
+                schema = next(iter(content.values()), {}).get("schema", {})
+                assert schema and schema != {}, f"{method} {path} has an untyped answer"
+
+    def test_email_fields_carry_format_email(self, web: TestClient) -> None:
+        schemas = web.get("/openapi.json").json()["components"]["schemas"]
+        for model, field in (
+            ("SellerIn", "email"),
+            ("BuyerIn", "email"),
+            ("TestSendIn", "to"),
+            ("SellerOut", "email"),
+        ):
+            assert schemas[model]["properties"][field]["format"] == "email", model
+        assert schemas["SellerIn"]["examples"]
+
+
+SAMPLE = {
+    "sale_id": "1",
+    "seller_id": "1",
+    "sku": "SKU",
+    "key": "seller_new_sale",
+    "locale": "fr",
+    "version": "1",
+}
+
+
+def test_head_is_answered_on_every_get_operation(api: TestClient) -> None:
+    seller = factories.seller(api)
+    factories.order(api, seller["id"])
+    doc = api.get("/openapi.json").json()
+    gets = [path for path, ops in doc["paths"].items() if "get" in ops]
+    assert len(gets) >= 8
+    for template in gets:
+        path = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], template)
+        get, head = api.get(path), api.head(path)
+        assert head.status_code == get.status_code != 405, path
+        assert head.content == b"", path
