@@ -17,6 +17,7 @@ from pathlib import Path
 from mailflow import __version__, logs
 from mailflow.cli._common import (
     CliError,
+    Refused,
     Subparsers,
     add_listen_options,
     check_port,
@@ -25,6 +26,7 @@ from mailflow.cli._common import (
     open_system,
 )
 from mailflow.config import Loaded, Settings
+from mailflow.services.errors import ServiceError
 
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -77,7 +79,13 @@ def _serve(args: argparse.Namespace) -> int:
         listeners.close()
         raise
     try:
-        seeded = demo.seed(system.services, Path(settings.server.data_dir)) if args.demo else None
+        try:
+            seeded = (
+                demo.seed(system.services, Path(settings.server.data_dir)) if args.demo else None
+            )
+        except ServiceError as exc:
+            # e.g. a seller of this database already has a demo seller's address.
+            raise Refused(f"--demo: {exc.message}; the server was not started") from exc
         print(_banner(settings, loaded.source, seeded), flush=True)
         if args.workers > 1:
             print(
