@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -41,19 +42,51 @@ class _Section(BaseModel):
 
 
 class ServerSettings(_Section):
-    base_url: str = "http://127.0.0.1:8000"
+    base_url: str = ""
+    """The public address in links; empty: the address served (``http://host:port``)."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     timezone: str = "Europe/Paris"
     data_dir: str = ".mailflow"
     threads: int = Field(4, ge=1, le=256)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    """A request body larger than this is answered 413 before it is read in full."""
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _follow_address(self) -> ServerSettings:
+        """Without a ``base_url``, links point at the host and port served."""
+        if not self.base_url:
+            object.__setattr__(self, "base_url", served_url(self.host, self.port))
+            self._base_url_follows = True
+        return self
+
+    _base_url_follows: bool = PrivateAttr(False)
+
+    @property
+    def base_url_follows(self) -> bool:
+        """Whether ``base_url`` was not set, and so follows ``host`` and ``port``."""
+        return self._base_url_follows
+
+    def listening_on(self, host: str | None, port: int | None) -> ServerSettings:
+        """These settings with another host and/or port (``serve --host/--port``); a derived
+        ``base_url`` follows them."""
+        data = self.model_dump()
+        if self.base_url_follows:
+            data["base_url"] = ""
+        if host is not None:
+            data["host"] = host
+        if port is not None:
+            data["port"] = port
+        return ServerSettings.model_validate(data)
 
     @field_validator("timezone")
     @classmethod
@@ -65,6 +98,15 @@ class ServerSettings(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+
+def served_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches a server listening on ``host:port``."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class DatabaseSettings(_Section):
@@ -254,6 +296,32 @@ def _dev_secret(data_dir: Path, name: str) -> str:
     path.touch(mode=0o600)
     path.write_text(value + "\n")
     return value
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for another database or one in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url.removeprefix("sqlite:///").split("?")[0]
+    return None if name in ("", ":memory:") else Path(name)
+
+
+def missing_database(
+    path: str | Path | None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """With no configuration file (``path`` None, no ``./mailflow.toml``), the SQLite file the
+    settings name when it does not exist: a command that only reads data has nothing to read.
+    Reads the environment only: nothing is created."""
+    if path is not None or DEFAULT_CONFIG_FILE.is_file():
+        return None
+    data: dict[str, Any] = {}
+    try:
+        _apply_env(data, os.environ if environ is None else environ)
+        url = DatabaseSettings.model_validate(data.get("database", {})).url
+    except (ConfigError, ValidationError):
+        return None  # reported by ``load`` itself
+    file = sqlite_file(url)
+    return file if file is not None and not file.exists() else None
 
 
 def load(

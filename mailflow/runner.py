@@ -12,14 +12,18 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
 
+from mailflow import listen
 from mailflow.bootstrap import System
+from mailflow.config import Settings
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
@@ -61,8 +65,37 @@ def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) ->
         loop.add_signal_handler(sig, handler)
 
 
-def inbox_server(system: System) -> InboxServer:
-    return InboxServer(system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port)
+def inbox_server(system: System, sock: socket.socket | None = None) -> InboxServer:
+    return InboxServer(
+        system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port, sock=sock
+    )
+
+
+@dataclass
+class Listeners:
+    """The sockets ``serve`` listens on, bound before the system is built (``bind``)."""
+
+    http: socket.socket
+    inbox: socket.socket | None = None
+
+    def close(self) -> None:
+        for sock in (self.http, self.inbox):
+            if sock is not None:
+                sock.close()
+
+
+def bind(settings: Settings, *, with_inbox: bool) -> Listeners:
+    """Bind the HTTP port and, with the embedded inbox, its port; raises ``CannotListen``
+    naming the setting to change."""
+    http = listen.bind(settings.server.host, settings.server.port, "server.port (or --port)")
+    if not with_inbox:
+        return Listeners(http)
+    try:
+        inbox = listen.bind("127.0.0.1", settings.smtp.embedded_port, "smtp.embedded_port")
+    except listen.CannotListen:
+        http.close()
+        raise
+    return Listeners(http, inbox)
 
 
 async def sweep_forever(system: System, stop: asyncio.Event) -> None:
@@ -112,8 +145,8 @@ def _tasks(
     ]
     dsn = system.db.listen_dsn()
     if dsn is not None:
-        listen = lambda: wakeup.listen(dsn, worker.wake, stop)  # noqa: E731
-        tasks.append(supervisor.start("wakeup", listen, stop, stale_after=wakeup.STALE_AFTER))
+        woken = lambda: wakeup.listen(dsn, worker.wake, stop)  # noqa: E731
+        tasks.append(supervisor.start("wakeup", woken, stop, stale_after=wakeup.STALE_AFTER))
     if inbox is not None:
         tasks.append(supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop))
     return tasks
@@ -125,11 +158,17 @@ async def run_tasks(system: System, stop: asyncio.Event) -> None:
 
 
 async def serve(
-    system: System, *, with_inbox: bool, on_ready: Callable[[], None] | None = None
+    system: System,
+    *,
+    with_inbox: bool,
+    on_ready: Callable[[], None] | None = None,
+    listeners: Listeners | None = None,
 ) -> None:
     settings = system.settings
+    if listeners is None:
+        listeners = bind(settings, with_inbox=with_inbox)
     stop = asyncio.Event()
-    inbox = inbox_server(system) if with_inbox else None
+    inbox = inbox_server(system, listeners.inbox) if with_inbox else None
     if inbox is not None:
         await inbox.start()  # a port taken is an error at once, not a task restarting
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
@@ -142,7 +181,10 @@ async def serve(
         port=settings.server.port,
         http="auto",
         lifespan="off",
-        log_level="info",
+        log_level=settings.server.log_level,
+        # mailflow's own handler (``logs.configure``: text or JSON) and access line
+        # (``web.access``) stand in for uvicorn's.
+        log_config=None,
         access_log=False,
     )
     server = _Server(config)
@@ -153,10 +195,12 @@ async def serve(
         stop.set()
 
     _on_signals(asyncio.get_running_loop(), _shutdown)
+    host, port = listeners.http.getsockname()[:2]
+    log.info("HTTP listening on %s:%s (Ctrl+C to stop)", host, port)
     if on_ready is not None:
         asyncio.get_running_loop().call_later(0.5, on_ready)
     try:
-        await server.serve()
+        await server.serve(sockets=[listeners.http])
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -173,17 +217,20 @@ async def work(system: System) -> None:
     log.info("stopped")
 
 
-async def inbox_only(system: System) -> None:
+async def inbox_only(system: System, sock: socket.socket | None = None) -> None:
     stop = asyncio.Event()
     _on_signals(asyncio.get_running_loop(), stop.set)
-    inbox = inbox_server(system)
+    inbox = inbox_server(system, sock)
     await inbox.start()
-    log.info("embedded inbox listening on 127.0.0.1:%s", system.settings.smtp.embedded_port)
+    port = listen.port_of(sock) if sock is not None else system.settings.smtp.embedded_port
+    log.info("embedded inbox listening on 127.0.0.1:%s", port)
     await system.supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop)
     await inbox.stop()
 
 
-def serve_processes(system: System, workers: int, config_path: str | None) -> None:
+def serve_processes(
+    system: System, workers: int, config_path: str | None, listeners: Listeners
+) -> None:
     """HTTP in ``workers`` processes (uvicorn's supervisor); delivery, sweeps and the LISTEN
     wake-up in a thread of this one. The embedded inbox is not run: start
     ``mailflow inbox serve`` beside it."""
@@ -207,7 +254,8 @@ def serve_processes(system: System, workers: int, config_path: str | None) -> No
         # A child builds its own system on start; give it time on a busy machine.
         timeout_worker_healthcheck=30,
         lifespan="off",
-        log_level="info",
+        log_level=settings.server.log_level,
+        log_config=None,
         access_log=False,
     )
     loop = asyncio.new_event_loop()
@@ -217,9 +265,8 @@ def serve_processes(system: System, workers: int, config_path: str | None) -> No
         target=loop.run_until_complete, args=(run_tasks(system, stop),), daemon=True
     )
     thread.start()
-    sock = config.bind_socket()
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=[listeners.http]).run()
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=60)

@@ -12,8 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from babel.numbers import list_currencies
-from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from mailflow.domain.sales import MAX_MESSAGE_LENGTH, Reason
 from mailflow.mail.formatting import SUPPORTED_LOCALES
@@ -87,8 +87,29 @@ def _price(value: Any) -> Decimal:
     if amount > MAX_UNIT_PRICE:
         raise ValueError(f"must be at most {MAX_UNIT_PRICE}")
     if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("must have at most two decimal places")
+        # A JSON number is a binary float: 0.57 may arrive as 0.5700000000000001. Such noise
+        # (far below a cent) is read as the amount meant; a real third decimal is refused.
+        noise = isinstance(value, float) and abs(
+            amount - amount.quantize(Decimal("0.01"))
+        ) < Decimal("1e-9")
+        if not noise:
+            raise ValueError("must have at most two decimal places")
     return amount.quantize(Decimal("0.01"))
+
+
+def _whole(value: Any) -> Any:
+    """A JSON integer: ``2`` or ``2.0`` (JSON Schema's integer), never ``"2"``, ``true`` or
+    ``2.5``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 def _currency(value: str) -> str:
@@ -97,10 +118,53 @@ def _currency(value: str) -> str:
     return value
 
 
-Text = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
-LocaleCode = Annotated[str, AfterValidator(_locale)]
-Price = Annotated[Decimal, BeforeValidator(_price)]
+# What ``_one_line`` accepts, for the OpenAPI document: no control character, line or paragraph
+# separator or invisible character, and something besides spaces.
+_NOT_IN_LINE = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029" + "".join(
+    f"\\u{ord(c):04x}" for c in sorted(INVISIBLE)
+)
+ONE_LINE_PATTERN = f"^[^{_NOT_IN_LINE}]*[^\\s{_NOT_IN_LINE}][^{_NOT_IN_LINE}]*$"
+# (In the schema only: ``_one_line`` checks it, with a message that says what is wrong.)
+Text = Annotated[
+    str,
+    Field(min_length=1, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    AfterValidator(_one_line),
+]
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+# Addresses at the special-use names (RFC 6761: ``.test``, ``.invalid``, ``localhost``…) can
+# receive no mail, and ``_email`` refuses them; the schema says so beside ``format: email``.
+_RESERVED = "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+EMAIL_PATTERN = rf"^[^@]+@(?!(?:[^@]*\.)?(?:{_RESERVED})$)[^@]+\.[^@]+$"
+Email = Annotated[
+    str,
+    Field(max_length=320, json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
+    AfterValidator(_email),
+]
+LocaleCode = Annotated[
+    str, Field(json_schema_extra={"enum": list(SUPPORTED_LOCALES)}), AfterValidator(_locale)
+]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_price),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^0*(?:[0-9]{1,6}(?:\.[0-9]{1,2})?|1000000(?:\.0{1,2})?)$",
+                },
+                {"type": "number", "minimum": 0, "maximum": 1000000, "multipleOf": 0.01},
+            ],
+            "description": 'a decimal string such as "12.50" (a JSON number is accepted too)',
+            "examples": ["12.50"],
+        }
+    ),
+]
 
 
 class _Input(BaseModel):
@@ -108,6 +172,19 @@ class _Input(BaseModel):
 
 
 class SellerIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Librairie Dupont",
+                    "email": "vendeur@librairie-dupont.example",
+                    "locale": "fr",
+                }
+            ]
+        },
+    )
+
     name: Annotated[Text, Field(max_length=200)]
     email: Email
     locale: LocaleCode = "fr"
@@ -123,15 +200,44 @@ class ItemIn(_Input):
     seller_id: int = Field(ge=1, le=MAX_ID)
     sku: Annotated[Text, Field(max_length=100)]
     title: Annotated[Text, Field(max_length=300)]
-    quantity: int = Field(default=1, ge=1, le=10_000, strict=True)
+    quantity: Whole = Field(default=1, ge=1, le=10_000)
     unit_price: Price
 
 
 class OrderIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "MKT-2026-000123",
+                    "buyer": {
+                        "email": "camille.martin@example.org",
+                        "name": "Camille Martin",
+                        "locale": "fr",
+                    },
+                    "items": [
+                        {
+                            "seller_id": 1,
+                            "sku": "LIV-001",
+                            "title": "Le Petit Prince, édition illustrée",
+                            "quantity": 1,
+                            "unit_price": "12.50",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
     external_id: Annotated[Text, Field(max_length=200)]
     buyer: BuyerIn
     items: list[ItemIn] = Field(min_length=1, max_length=200)
-    currency: Annotated[str, AfterValidator(_currency)] = "EUR"
+    currency: Annotated[
+        str,
+        Field(json_schema_extra={"enum": sorted(list_currencies())}),
+        AfterValidator(_currency),
+    ] = "EUR"
 
 
 def _message(value: str) -> str:
@@ -140,7 +246,14 @@ def _message(value: str) -> str:
     return value.replace("\r\n", "\n").strip()
 
 
-Message = Annotated[str, Field(max_length=MAX_MESSAGE_LENGTH), AfterValidator(_message)]
+Message = Annotated[
+    str,
+    Field(
+        max_length=MAX_MESSAGE_LENGTH,
+        json_schema_extra={"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"},
+    ),
+    AfterValidator(_message),
+]
 
 
 class RefuseIn(_Input):
@@ -148,6 +261,18 @@ class RefuseIn(_Input):
 
 
 class CancelIn(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "out_of_stock",
+                    "message": "Désolé, le dernier exemplaire a été vendu en boutique.",
+                }
+            ]
+        },
+    )
+
     reason: Reason
     message: Message = ""
 
@@ -157,5 +282,9 @@ class WithdrawIn(_Input):
 
 
 class ListingIn(_Input):
-    stock: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    active: bool = True
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"stock": 3, "active": True}]}
+    )
+
+    stock: Annotated[int, Field(ge=0, le=1_000_000_000), BeforeValidator(_whole)] | None = None
+    active: bool = Field(default=True, strict=True)

@@ -137,8 +137,13 @@ class FakeMessages:
     def has_inbox(self) -> bool:
         return bool(self.inbox_rows)
 
-    def inbox(self, rows: Slice) -> list[InboxEntry]:
-        newest = sorted(self.inbox_rows.values(), key=lambda m: -m.id)
+    def inbox(self, rows: Slice, search: str = "") -> list[InboxEntry]:
+        words = search.lower().split()
+        newest = [
+            m
+            for m in sorted(self.inbox_rows.values(), key=lambda m: -m.id)
+            if all(w in m.rcpt_to.lower() or w in m.subject.lower() for w in words)
+        ]
         return [
             InboxEntry(m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject)
             for m in newest[rows.offset : rows.offset + rows.limit]
@@ -146,6 +151,11 @@ class FakeMessages:
 
     def inbox_message(self, message_id: int) -> InboxMessage | None:
         return self.inbox_rows.get(message_id)
+
+    def clear_inbox(self) -> int:
+        count = len(self.inbox_rows)
+        self.inbox_rows.clear()
+        return count
 
 
 class FakeHistory:

@@ -213,7 +213,7 @@ def axe_violations(page: Any) -> list[str]:
 # ``mailflow serve`` as its own process --------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]
-LISTENING = "Uvicorn running on"
+LISTENING = "HTTP listening on"
 
 
 def serve_config(tmp_path: Path, port: int, secret: str, tokens: str) -> Path:
@@ -246,7 +246,7 @@ tokens = {tokens}
 
 
 def serve_until_listening(config: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``mailflow serve --config CONFIG`` started, and its stderr up to uvicorn's listening
+    """``mailflow serve --config CONFIG`` started, and its stderr up to its HTTP listening
     line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
     env["PYTHONPATH"] = str(REPO)

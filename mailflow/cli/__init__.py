@@ -1,17 +1,18 @@
 """The ``mailflow`` command: one module per command group, each adding its own parsers.
 
 The groups import only ``cli._common``, the services and the bootstrap; this module puts them
-together in the order ``mailflow --help`` lists them and turns their errors into exit status 2.
+together in the order ``mailflow --help`` lists them and turns their errors into an exit status:
+0 done, 1 the operation was refused (``Refused``), 2 a usage or configuration error
+(``CliError``; argparse's own usage errors are 2 as well). ``mailflow`` alone prints the help.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from mailflow import __version__
+from mailflow import __version__, logs
 from mailflow.cli import admin, db, dkim, inbox, sales, sellers, serve, templates
 from mailflow.cli._common import CliError
 from mailflow.config import ConfigError
@@ -31,32 +32,34 @@ def _parser() -> argparse.ArgumentParser:
         prog="mailflow", description="Order refusals and cancellations, run by email."
     )
     parser.add_argument("--version", action="version", version=f"mailflow {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.add_parsers(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("alembic", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    # Text at info until a command has read its settings (``serve`` and ``worker`` then apply
+    # ``[server] log_format`` and ``log_level``).
+    logs.configure()
     try:
         status: int = args.handler(args)
         return status
     except CliError as exc:
         print(f"mailflow: {exc}", file=sys.stderr)
-        return 2
+        return exc.status
     except ConfigError as exc:
         # What only building the system finds out (a DKIM key that cannot sign).
         print(f"mailflow: configuration: {exc}", file=sys.stderr)
         return 2
     except TemplateError as exc:
         print(f"mailflow: template error, nothing was changed: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -15,7 +15,14 @@ import argparse
 import getpass
 import sys
 
-from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
+from mailflow.cli._common import (
+    CliError,
+    Refused,
+    Subparsers,
+    command,
+    load_settings,
+    open_system,
+)
 from mailflow.config import Loaded
 from mailflow.services import accounts
 from mailflow.services.errors import Conflict, InvalidInput, NotFound
@@ -113,7 +120,7 @@ def _create_user(args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         raise CliError(f"{exc.field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
     except Conflict as exc:
-        raise CliError(f"{exc.message}; nothing was changed") from exc
+        raise Refused(f"{exc.message}; nothing was changed") from exc
     finally:
         system.close()
     base = loaded.settings.server.base_url

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from pydantic import ValidationError
 
 from mailflow import i18n
-from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
+from mailflow.cli._common import (
+    CliError,
+    Refused,
+    Subparsers,
+    add_json_option,
+    command,
+    open_data,
+    print_json,
+)
 from mailflow.schemas import CancelIn, RefuseIn, WithdrawIn
 from mailflow.services import sales
 from mailflow.services.actions import Action, Actor, Channel
@@ -30,6 +37,7 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     sales_sub = sales_cmd.add_subparsers(dest="sales_command", required=True, metavar="COMMAND")
     show = sales_sub.add_parser("show", parents=[common], help="a sale, its payment and events")
     show.add_argument("sale_id", type=int, metavar="ID")
+    add_json_option(show)  # the sale is printed as JSON either way
     for name, text in TRANSITIONS:
         cmd = sales_sub.add_parser(name, parents=[common], help=text)
         cmd.add_argument("sale_id", type=int, metavar="ID")
@@ -55,7 +63,7 @@ def _options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _sales(args: argparse.Namespace) -> int:
-    system = open_system(load_settings(args))
+    system = open_data(args)
     command = args.sales_command
     try:
         if command == "show":
@@ -77,8 +85,8 @@ def _sales(args: argparse.Namespace) -> int:
         raise CliError(problems) from exc
     except ServiceError as exc:
         hint = f" ({i18n.hint('en', exc.hint)})" if exc.hint else ""
-        raise CliError(f"sale {args.sale_id}: {exc.message}{hint}") from exc
+        raise Refused(f"sale {args.sale_id}: {exc.message}{hint}") from exc
     finally:
         system.close()
-    print(json.dumps(view, indent=2, default=str, ensure_ascii=False))
+    print_json(view)
     return 0

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import jinja2
 
-from mailflow.cli._common import CliError, Subparsers, command, load_settings, open_system
+from mailflow.cli._common import (
+    CliError,
+    Refused,
+    Subparsers,
+    add_json_option,
+    command,
+    open_data,
+    print_json,
+)
 from mailflow.mail import catalog
 from mailflow.mail.formatting import SUPPORTED_LOCALES
 from mailflow.mail.templates import TemplateSource
@@ -50,9 +58,10 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         sub, "templates", _run, help="email templates: list, show, validate, preview, edit, publish"
     )
     commands = parser.add_subparsers(dest="templates_command", required=True, metavar="COMMAND")
-    commands.add_parser(
+    listing = commands.add_parser(
         "list", parents=[common], help="keys and locales: published and latest versions, drift"
     )
+    add_json_option(listing)
 
     def keyed(name: str, text: str) -> argparse.ArgumentParser:
         command: argparse.ArgumentParser = commands.add_parser(name, parents=[common], help=text)
@@ -63,6 +72,7 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     show = keyed("show", "the source of a version (default: the published one)")
     show.add_argument("--version", type=int, metavar="N", help="this version (0: shipped)")
     show.add_argument("--part", choices=PARTS, help="print only this part, as it is stored")
+    add_json_option(show)
 
     validate = keyed("validate", "check the given files, else the published version")
     _file_options(validate, "check this file as the {part} part")
@@ -70,6 +80,7 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     preview = keyed("preview", "render the published version (or given files) as it is sent")
     preview.add_argument("--sale", type=int, metavar="ID", help="with this sale's data")
     preview.add_argument("--part", choices=PARTS, help="print only this rendered part")
+    add_json_option(preview)
     _file_options(preview, "render this file as the {part} part")
 
     edit = keyed("edit", "edit in $EDITOR, validate, save a draft (not published)")
@@ -80,7 +91,10 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         ("rollback", "publish an earlier VERSION again (0: the shipped default)"),
         ("diff", "how the shipped default changed since VERSION was edited from it"),
     ):
-        keyed(name, text).add_argument("version", type=int, metavar="VERSION")
+        versioned = keyed(name, text)
+        versioned.add_argument("version", type=int, metavar="VERSION")
+        if name == "diff":
+            add_json_option(versioned)
 
 
 def _file_options(parser: argparse.ArgumentParser, text: str) -> None:
@@ -93,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     if command != "list":
         _check_key(args.key, args.locale)
     given = _read_files(args) if command in ("validate", "preview") else {}
-    system = open_system(load_settings(args))
+    system = open_data(args)
     try:
         return HANDLERS[command](system.services, args, given)
     except templates.TemplateInvalid as exc:
@@ -104,16 +118,16 @@ def _run(args: argparse.Namespace) -> int:
             f"mailflow: {what}: {count} problem{'s' if count != 1 else ''}, nothing was changed",
             file=sys.stderr,
         )
-        return 2
+        return Refused.status
     except InvalidInput as exc:
         field = _FIELDS.get(exc.field, exc.field)
-        raise CliError(f"{field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
+        raise Refused(f"{field}: {exc.message.removeprefix(exc.field + ': ')}") from exc
     except ServiceError as exc:
-        raise CliError(exc.message) from exc
+        raise Refused(exc.message) from exc
     except jinja2.TemplateError as exc:
         # A template Jinja refuses to compile, should validation miss it: one line, not a trace
         # (without Jinja's line: inside a block it is not the part's line).
-        raise CliError(f"template error, nothing was changed: {exc.message}") from exc
+        raise Refused(f"template error, nothing was changed: {exc.message}") from exc
     finally:
         system.close()
 
@@ -200,6 +214,9 @@ def parse_file(content: str) -> dict[str, str]:
 
 def _list(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) -> int:
     rows = templates.list_templates(ctx)
+    if args.json:
+        print_json(rows)
+        return 0
     width = max(len(row["key"]) for row in rows)
     print(f"{'key':<{width}}  locale  published  latest  default changed")
     for row in rows:
@@ -218,6 +235,9 @@ def _list(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) 
 
 def _show(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) -> int:
     view = templates.show(ctx, args.key, args.locale, args.version)
+    if args.json:
+        print_json(view)
+        return 0
     if args.part:
         sys.stdout.write(view[args.part])
         return 0
@@ -269,6 +289,9 @@ def _preview(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str
         html=given.get("html"),
         sale_id=args.sale,
     )
+    if args.json:
+        print_json(rendered)
+        return 0
     if args.part:
         content = rendered[args.part]
         sys.stdout.write(content if content.endswith("\n") else content + "\n")
@@ -278,6 +301,8 @@ def _preview(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str
 
 
 def _publish(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) -> int:
+    if args.version < 0:
+        raise CliError("VERSION: must be 0 or more")  # a usage error (2), not a refusal (1)
     view = templates.publish(ctx, args.key, args.locale, args.version)
     version = view["published_version"]
     origin = " (the shipped default)" if version == 0 else ""
@@ -292,6 +317,9 @@ def _diff(ctx: ServiceContext, args: argparse.Namespace, given: dict[str, str]) 
     if args.version < 1:
         raise CliError("VERSION must be 1 or more (version 0 is the shipped default itself)")
     result = templates.diff(ctx, args.key, args.locale, args.version)
+    if args.json:
+        print_json(result)
+        return 0
     if not result["default_changed"]:
         print(
             f"{args.key}/{args.locale}: the shipped default has not changed since version "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
@@ -57,15 +58,22 @@ class InboxHandler:
 class InboxServer:
     """Runs the inbox on the current event loop, on ``127.0.0.1:<port>``."""
 
-    def __init__(self, db: Database, clock: Clock, host: str, port: int) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, host: str, port: int, sock: socket.socket | None = None
+    ) -> None:
         self.handler = InboxHandler(db, clock)
         self.host = host
         self.port = port
+        self.sock = sock
+        """A socket bound already (``listen.bind``): served instead of binding host and port."""
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        if self.sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=self.sock)
+        else:
+            self._server = await loop.create_server(self._protocol, self.host, self.port)
 
     def _protocol(self) -> SMTP:
         return SMTP(

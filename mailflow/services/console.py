@@ -145,9 +145,17 @@ def inbox_has_messages(ctx: ServiceContext) -> bool:
     return ctx.messages.has_inbox()
 
 
-def list_inbox(ctx: ServiceContext, *, page: int = 1, size: int = PAGE_SIZE) -> Page[InboxEntry]:
-    """What the embedded inbox received, newest first, without the raw messages."""
-    return _page(ctx.messages.inbox(_slice(page, size)), page, size)
+def list_inbox(
+    ctx: ServiceContext, *, search: str = "", page: int = 1, size: int = PAGE_SIZE
+) -> Page[InboxEntry]:
+    """What the embedded inbox received, newest first, without the raw messages; ``search``
+    keeps the messages whose recipient or subject holds every one of its words."""
+    return _page(ctx.messages.inbox(_slice(page, size), search.strip()), page, size)
+
+
+def clear_inbox(ctx: ServiceContext) -> int:
+    """Empty the embedded inbox (a developer's tool: it holds copies, never the outbox)."""
+    return ctx.messages.clear_inbox()
 
 
 def inbox_message(ctx: ServiceContext, message_id: int) -> InboxMessage:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlmodel import SQLModel, col
 
 from mailflow.store import models
@@ -228,15 +228,31 @@ class Messages:
         with self._db.read() as session:
             return session.execute(select(col(_In.id)).limit(1)).first() is not None
 
-    def inbox(self, rows: Slice) -> list[InboxEntry]:
-        statement = (
-            select(*_columns(_In, InboxEntry))
-            .order_by(col(_In.id).desc())
-            .offset(rows.offset)
-            .limit(rows.limit)
-        )
+    def inbox(self, rows: Slice, search: str = "") -> list[InboxEntry]:
+        """Newest first; ``search``: words each found (without case) in the recipient or the
+        subject."""
+        statement = select(*_columns(_In, InboxEntry))
+        for word in search.split():
+            pattern = (
+                "%"
+                + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            statement = statement.where(
+                or_(
+                    func.lower(col(_In.rcpt_to)).like(pattern, escape="\\"),
+                    func.lower(col(_In.subject)).like(pattern, escape="\\"),
+                )
+            )
+        statement = statement.order_by(col(_In.id).desc()).offset(rows.offset).limit(rows.limit)
         with self._db.read() as session:
             return [InboxEntry(*row) for row in session.execute(statement)]
+
+    def clear_inbox(self) -> int:
+        """Delete every message the embedded inbox holds; how many there were."""
+        with self._db.transaction() as session:
+            result = session.execute(delete(_In))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def inbox_message(self, message_id: int) -> InboxMessage | None:
         with self._db.read() as session:

@@ -1,10 +1,11 @@
 """The admin console, ``/admin/…``: password sign-in for console users (``mailflow admin
 create-user``), then templates (admins only), sellers, sales, the outbox and the inbox.
 
-Signing in checks the CSRF token, then a rate limit per client address and per email address
-(per process), then the Argon2id hash; a wrong email or password gets one generic message and
-no session. A successful sign-in gets a new CSRF token. The pages live in ``admin_*`` modules
-by group; this one holds sign-in, sign-out and the router that gathers them.
+Signing in checks the CSRF token, then a limit on failed sign-ins per client address and per
+email address (per process; successes are never counted), then the Argon2id hash; a wrong
+email or password gets one generic message and no session. A successful sign-in gets a new
+CSRF token. The pages live in ``admin_*`` modules by group; this one holds sign-in, sign-out
+and the router that gathers them.
 """
 
 from __future__ import annotations
@@ -73,10 +74,14 @@ def _login(request: Request, services: ServiceContext, form: dict[str, Any]) -> 
     target = field(form, "next")
     client = request.client.host if request.client else "unknown"
     limit = _limit(request)
-    if not (limit.allow(f"client:{client}") and limit.allow(f"email:{email.casefold()}")):
+    keys = (f"client:{client}", f"email:{email.casefold()}")
+    if any(limit.exceeded(key) for key in keys):
         return _login_again(request, 429, "admin.login.limited", email, target)
     user = accounts.authenticate(services, email, password)
     if user is None:
+        # Only failures count: a team signing in from one office address is never locked out.
+        for key in keys:
+            limit.record(key)
         return _login_again(request, 401, "admin.login.failed", email, target)
     request.session.pop(CSRF_FIELD, None)
     request.session[SESSION_CONSOLE_USER] = accounts.start_session(

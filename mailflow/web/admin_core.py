@@ -36,7 +36,8 @@ LOGIN_PATH = "/admin/login"
 # sandboxed document of its own, with the inline styles mail needs and nothing else.
 FRAME_HEADERS = {
     "Content-Security-Policy": (
-        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+        "style-src 'unsafe-inline'; img-src data:; "
         "form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
     ),
     "X-Frame-Options": "SAMEORIGIN",

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from email import message_from_bytes
-from email import policy as email_policy
-from email.message import EmailMessage
-from html.parser import HTMLParser
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.mail.outbox import DEAD, QUEUED, SENT
+from mailflow.mail.reading import message_view
 from mailflow.services import console
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
@@ -34,80 +31,6 @@ from mailflow.web.session import flash, form_with_csrf
 router = APIRouter(route_class=AdminRoute)
 
 VIEWS = ("html", "text", "raw", "links")
-SHOWN_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "X-Mailflow-Template")
-RAW_SHOWN_BYTES = 512 * 1024
-_URL = re.compile(r"https?://[^\s<>\"']+")
-
-
-class _Anchors(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[tuple[str, str]] = []
-        self._open: list[list[str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            href = dict(attrs).get("href") or ""
-            self._open.append([href, ""])
-
-    def handle_data(self, data: str) -> None:
-        if self._open:
-            self._open[-1][1] += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._open:
-            href, text = self._open.pop()
-            self.links.append((href, " ".join(text.split())))
-
-
-def _body(message: EmailMessage, subtype: str) -> str:
-    part = message.get_body((subtype,))
-    if part is None:
-        return ""
-    try:
-        content = part.get_content()
-    except (LookupError, ValueError, AssertionError):
-        # An inbound message with an unknown charset or a broken encoding: show its bytes.
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    return content.replace("\r\n", "\n") if isinstance(content, str) else ""
-
-
-def _links(text: str, html: str) -> list[dict[str, Any]]:
-    """Every link of the message, with its words in the HTML part and the parts it is in."""
-    found: dict[str, dict[str, Any]] = {}
-    parser = _Anchors()
-    parser.feed(html)
-    parser.close()
-    for href, words in parser.links:
-        if href:
-            entry = found.setdefault(href, {"url": href, "words": words, "parts": []})
-            if "html" not in entry["parts"]:
-                entry["parts"].append("html")
-    for url in _URL.findall(text):
-        entry = found.setdefault(url, {"url": url, "words": "", "parts": []})
-        if "text" not in entry["parts"]:
-            entry["parts"].append("text")
-    return list(found.values())
-
-
-def message_view(raw: bytes) -> dict[str, Any]:
-    """A stored message as the console shows it: headers, text, HTML, raw, links."""
-    message: EmailMessage = message_from_bytes(raw, policy=email_policy.default)
-    text, html = _body(message, "plain"), _body(message, "html")
-    headers = []
-    for name in SHOWN_HEADERS:
-        value = message.get(name)
-        if value is not None:
-            headers.append((name, str(value)))
-    return {
-        "headers": headers,
-        "text": text,
-        "html": html,
-        "raw": raw[:RAW_SHOWN_BYTES].decode("utf-8", "replace"),
-        "raw_cut": len(raw) > RAW_SHOWN_BYTES,
-        "links": _links(text, html),
-    }
 
 
 def _view_of(requested: str | None, view: dict[str, Any]) -> str:
@@ -116,8 +39,15 @@ def _view_of(requested: str | None, view: dict[str, Any]) -> str:
     return "html" if view["html"] else "text"
 
 
+_ANCHOR = re.compile(r"<a(?=[\s>])", re.IGNORECASE)
+
+
 def _frame(raw: bytes) -> HTMLResponse:
+    """The message's HTML for the preview frame. Its links open in a new tab (the first of
+    repeated attributes wins in HTML, so these come first): followed inside the frame, a page
+    that forbids framing (an action page) would show as an error."""
     html = message_view(raw)["html"] or "<p>This message has no HTML part.</p>"
+    html = _ANCHOR.sub('<a target="_blank" rel="noopener noreferrer"', html)
     return HTMLResponse(html, headers=FRAME_HEADERS)
 
 
@@ -204,16 +134,31 @@ def _retry(request: Request, ctx: ServiceContext, message_id: int, to_message: b
 
 @router.get("/inbox", response_class=HTMLResponse)
 def inbox_page(
-    request: Request, user: ConsoleUserDep, system: SystemDep, page: int | None = None
+    request: Request,
+    user: ConsoleUserDep,
+    system: SystemDep,
+    page: int | None = None,
+    q: str = "",
 ) -> HTMLResponse:
+    q = q[:200]
     return render(
         request,
         "admin/inbox.html.j2",
         t("admin.nav.inbox"),
-        found=console.list_inbox(system.services, page=page_number(page)),
+        found=console.list_inbox(system.services, search=q, page=page_number(page)),
         embedded=system.settings.smtp.mode == "embedded",
         port=system.settings.smtp.embedded_port,
+        q=q,
     )
+
+
+@router.post("/inbox/clear")
+async def clear_inbox(request: Request, user: ConsoleUserDep, ctx: ServicesDep) -> Response:
+    """Empty the embedded inbox (its copies only: the outbox keeps every message sent)."""
+    await form_with_csrf(request)
+    count = await run_in_threadpool(console.clear_inbox, ctx)
+    flash(request, t("admin.inbox.cleared", count=count))
+    return redirect("/admin/inbox")
 
 
 def _message_routes(

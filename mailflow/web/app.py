@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from mailflow import __version__, i18n
 from mailflow.bootstrap import System
@@ -19,14 +20,35 @@ from mailflow.services import metrics as figures
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
 from mailflow.telemetry import CONTENT_TYPE_LATEST
-from mailflow.web import actions, admin_core, api, api_templates, ops, seller_core, session
+from mailflow.web import (
+    actions,
+    admin_core,
+    api,
+    api_templates,
+    docs_pages,
+    ops,
+    seller_core,
+    session,
+)
+from mailflow.web.access import AccessLog
 from mailflow.web.admin import router as admin_router
+from mailflow.web.api_models import HealthOut
 from mailflow.web.auth import ApiAuthMiddleware
+from mailflow.web.body_limit import BodyLimit
 from mailflow.web.deps import ServicesDep, pages_of
-from mailflow.web.pages import Pages
+from mailflow.web.head import HeadAsGet
+from mailflow.web.pages import Pages, browser_locale
+from mailflow.web.responses import errors
 from mailflow.web.seller import router as seller_router
 from mailflow.web.session import CsrfError
 from mailflow.web.threads import ThreadLimit
+
+API_DESCRIPTION = """A marketplace's order-refusal and cancellation workflow, run by email.
+
+Every `/api/v1` call takes `Authorization: Bearer <token>` (a token of `[api] tokens`; the
+development defaults print one at `mailflow serve`). Errors answer JSON with a stable `error`
+code: `400 malformed_json`, `401 unauthorized`, `404 not_found`, `409` with `status` and
+`hint`, `413 too_large`, `422 invalid` with `detail: [{field, message, type}]`."""
 
 # The API speaks English: its hints are worded for a developer reading the answer.
 API_LOCALE = "en"
@@ -69,9 +91,27 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
+def _allowed(request: Request) -> str:
+    """Every method the path answers: FastAPI makes one route per method, and a 405 would name
+    only the first route's (HEAD comes with GET: ``web.head``)."""
+    allowed = [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    if "GET" in allowed:
+        allowed.insert(1, "HEAD")
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed(request)}
     missing_page = _PAGES.get(request.url.path.split("/", 2)[1])
     if missing_page is not None and exc.status_code in (404, 405):
         # A person's browser, not an API client: a page in their language.
@@ -113,7 +153,10 @@ def create_app(system: System) -> FastAPI:
     app = FastAPI(
         title="mailflow",
         version=__version__,
-        description="A marketplace's order-refusal and cancellation workflow, run by email.",
+        description=API_DESCRIPTION,
+        # /docs and /redoc are mailflow's own, with their assets served offline (docs_pages).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.system = system
     app.state.pages = Pages(system.templates, system.settings.server.timezone)
@@ -133,18 +176,27 @@ def create_app(system: System) -> FastAPI:
     app.include_router(seller_router)
     app.include_router(admin_router)
     app.include_router(ops.router)
+    docs_pages.install(app)
     app.mount("/static", StaticFiles(directory=system.templates / "web" / "static"), "static")
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    def home(request: Request) -> HTMLResponse:
+        """Where to go: the console, the seller portal, the inbox, the API docs."""
+        return pages_of(request).render("home.html.j2", browser_locale(request))
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=HealthOut)
     async def healthz() -> dict[str, str]:
         """The process answers (no database work: `/readyz` says whether it can work)."""
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses=errors(
+            503, extra={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}}
+        ),
+    )
     def metrics(services: ServicesDep) -> Response:
         counts = figures.status_counts_of(services)
         lines = [
@@ -161,4 +213,8 @@ def create_app(system: System) -> FastAPI:
         body = ("\n".join(lines) + "\n").encode() + system.telemetry.exposition()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    # Outermost last: the access line and request id see every answer, the 413 included.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit, max_bytes=system.settings.server.max_body_bytes)
+    app.add_middleware(AccessLog, telemetry=system.telemetry)
     return app

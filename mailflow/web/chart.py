@@ -69,11 +69,27 @@ def band_height(axis: Scale, upper: float, lower: float) -> float:
     return round(axis.y(lower) - axis.y(upper), 1)
 
 
+def segments(dots: list[dict[str, Any]]) -> list[str]:
+    """The line through the dots, broken where a day has none (no sale in its window: there
+    is no rate to draw, which is not a rate of 0 %)."""
+    runs: list[list[dict[str, Any]]] = []
+    last = -2
+    for dot in dots:
+        if dot["index"] != last + 1:
+            runs.append([])
+        runs[-1].append(dot)
+        last = dot["index"]
+    return [" ".join(f"{d['x']},{d['y']}" for d in run) for run in runs]
+
+
 def rate_chart(points: list[dict[str, Any]], threshold: float, warning_at: float) -> dict[str, Any]:
-    """Everything the template draws, from the daily points (``at``, ``rate``, ``counted``)."""
-    axis = scale([p["rate"] for p in points], threshold)
+    """Everything the template draws, from the daily points (``at``, ``rate``, ``counted``).
+    A day whose window holds no sale gets no dot, and the line has a gap there."""
+    axis = scale([p["rate"] for p in points if p["counted"]], threshold)
+    axis = Scale(axis.step, axis.top, len(points))
     dots = [
         {
+            "index": i,
             "x": axis.x(i),
             "y": axis.y(p["rate"]),
             "at": p["at"],
@@ -81,6 +97,7 @@ def rate_chart(points: list[dict[str, Any]], threshold: float, warning_at: float
             "counted": p["counted"],
         }
         for i, p in enumerate(points)
+        if p["counted"]
     ]
     return {
         "width": WIDTH,
@@ -89,7 +106,7 @@ def rate_chart(points: list[dict[str, Any]], threshold: float, warning_at: float
         "right": WIDTH - RIGHT,
         "top": TOP,
         "bottom": HEIGHT - BOTTOM,
-        "line": " ".join(f"{d['x']},{d['y']}" for d in dots),
+        "segments": segments(dots),
         "dots": dots,
         "ticks": y_ticks(axis),
         "x_ticks": [{"x": axis.x(i), "at": points[i]["at"]} for i in x_tick_indexes(len(points))],

@@ -149,12 +149,27 @@ class RateLimit:
         self._lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
-        now = time.monotonic()
+        """Whether an event for ``key`` is within the limit; if so, it is counted."""
         with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and now - events[0] > self.seconds:
-                events.popleft()
-            if len(events) >= self.limit:
+            if self._full(key):
                 return False
-            events.append(now)
+            self._events[key].append(time.monotonic())
             return True
+
+    def exceeded(self, key: str) -> bool:
+        """Whether ``key`` has used up its events, without counting one (see ``record``)."""
+        with self._lock:
+            return self._full(key)
+
+    def record(self, key: str) -> None:
+        """Count one event for ``key`` (e.g. a failed sign-in)."""
+        with self._lock:
+            self._full(key)
+            self._events[key].append(time.monotonic())
+
+    def _full(self, key: str) -> bool:
+        now = time.monotonic()
+        events = self._events.setdefault(key, deque())
+        while events and now - events[0] > self.seconds:
+            events.popleft()
+        return len(events) >= self.limit

@@ -361,6 +361,31 @@ class TestSignIn:
         assert "Too many sign-in attempts" in limited.text
         assert web.get("/admin/sales", follow_redirects=False).status_code == 303
 
+    def test_successful_sign_ins_are_never_throttled(self, users: None, web: TestClient) -> None:
+        for _ in range(15):
+            assert sign_in(web, ADMIN).status_code == 303
+            web.cookies.clear()
+        assert sign_in(web, ADMIN).status_code == 303
+
+    def test_failures_lock_the_account_from_any_address_and_the_address_for_any_account(
+        self, users: None, system: System
+    ) -> None:
+        app = create_app(system)
+        office = TestClient(app, client=("198.51.100.7", 5000))
+        elsewhere = TestClient(app, client=("203.0.113.9", 5000))
+        for n in range(10):
+            assert sign_in(office, f"nobody{n}@console.example", "wrong").status_code == 401
+        # The address used up its failures: even a good sign-in from it waits ...
+        assert sign_in(office, SUPPORT).status_code == 429
+        # ... while the same account signs in from elsewhere.
+        assert sign_in(elsewhere, SUPPORT).status_code == 303
+        elsewhere.cookies.clear()
+        for _ in range(10):
+            assert sign_in(elsewhere, ADMIN, "wrong").status_code == 401
+        third = TestClient(app, client=("192.0.2.1", 5000))
+        assert sign_in(third, ADMIN).status_code == 429  # the account is locked everywhere
+        assert sign_in(third, SUPPORT).status_code == 303
+
     def test_after_sign_in_only_console_paths_are_followed(
         self, users: None, web: TestClient
     ) -> None:
@@ -973,7 +998,16 @@ class TestInbox:
         base = f"/admin/inbox/{message_id}"
         assert f'src="{base}/html"' in support.get(base).text
         frame = support.get(f"{base}/html")
-        assert frame.headers["content-security-policy"].startswith("sandbox;")
+        # Sandboxed (no script, no form), but its links open in a new tab: followed inside the
+        # frame, an action page (which forbids framing) would show as an error.
+        assert frame.headers["content-security-policy"].startswith(
+            "sandbox allow-popups allow-popups-to-escape-sandbox;"
+        )
+        anchors = re.findall(r"<a\b[^>]*>", frame.text, re.IGNORECASE)
+        assert anchors and all(
+            a.startswith('<a target="_blank" rel="noopener noreferrer"') for a in anchors
+        )
+        assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in support.get(base).text
         assert "Accepter la vente" in frame.text
         assert "Accepter la vente" in support.get(f"{base}?view=text").text
         assert "Auto-Submitted: auto-generated" in support.get(f"{base}?view=raw").text
@@ -981,6 +1015,46 @@ class TestInbox:
         assert len(re.findall(r'<td class="url"[^>]*><a href="http://mailflow.test/s/', links)) == 3
         assert support.get(f"{base}/message.eml").content == received.raw
         assert support.get("/admin/inbox/999999").status_code == 404
+
+    def test_search_by_recipient_or_subject_and_clear_all(
+        self, system: System, support: TestClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        store = InboxHandler(system.db, system.clock).store
+        for to, subject in (
+            ("bob@records.example", "Nouvelle vente n° 1"),
+            ("alice@books.example", "Vente annulée"),
+            ("bob@records.example", "Rappel : 100% sûr_"),
+        ):
+            raw = (
+                f"From: shop@example.org\r\nTo: {to}\r\nSubject: {subject}\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n\r\nVoir http://mailflow.test/x\r\n"
+            ).encode()
+            store("shop@example.org", [to], raw)
+
+        def found(q: str) -> list[str]:
+            page = support.get("/admin/inbox", params={"q": q}).text
+            return re.findall(r"<td[^>]*>([a-z]+@[a-z.]+)</td>", page)
+
+        assert found("bob@") == ["bob@records.example", "bob@records.example"]
+        assert found("ANNUL") == ["alice@books.example"]  # without case
+        assert found("annulée") == ["alice@books.example"]
+        assert found("vente bob") == ["bob@records.example"]
+        assert found("100%") == ["bob@records.example"]  # % and _ are letters, not wildcards
+        assert found("0%") == ["bob@records.example"] and found("s_r") == []
+        assert "No message matches “nobody”." in support.get("/admin/inbox?q=nobody").text
+
+        response = post(support, "/admin/inbox/clear", "/admin/inbox")
+        assert response.status_code == 303
+        assert "The inbox was cleared (3 messages deleted)." in support.get("/admin/inbox").text
+        assert "The inbox is empty." in support.get("/admin/inbox").text
+
+    def test_clearing_needs_a_signed_in_user_and_the_csrf_token(
+        self, system: System, web: TestClient, support: TestClient
+    ) -> None:
+        InboxHandler(system.db, system.clock).store("a@example.org", ["b@example.org"], b"x")
+        assert web.post("/admin/inbox/clear", follow_redirects=False).status_code in (303, 403)
+        assert support.post("/admin/inbox/clear", follow_redirects=False).status_code == 403
+        assert "The inbox is empty." not in support.get("/admin/inbox").text
 
     def test_a_broken_inbound_message_is_shown_as_it_came(
         self, system: System, support: TestClient

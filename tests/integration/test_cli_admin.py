@@ -171,7 +171,7 @@ class TestWithPasswordStdin:
         assert create_user(config, capsys, monkeypatch, *args, stdin=PASSWORD)[0] == 0
         again = ("boss@shop.example", "--role", "support", "--password-stdin")
         status, _, err = create_user(config, capsys, monkeypatch, *again, stdin="other " + PASSWORD)
-        assert status == 2
+        assert status == 1  # refused, not a usage error
         assert err == "mailflow: a user boss@shop.example exists already; nothing was changed\n"
         user = signs_in(config, "boss@shop.example", PASSWORD)
         assert user is not None and user.role is accounts.Role.ADMIN

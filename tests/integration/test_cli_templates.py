@@ -162,7 +162,7 @@ class TestListAndShow:
 
     def test_show_an_unknown_version(self, cli: Cli) -> None:
         status, out, err = cli("show", "seller_new_sale", "fr", "--version", "3")
-        assert status == 2 and out == ""
+        assert status == 1 and out == ""
         assert err == "mailflow: seller_new_sale/fr has no version 3\n"
 
 
@@ -226,7 +226,7 @@ class TestValidate:
             "--html",
             write(tmp_path, "bad.html.j2", html),
         )
-        assert status == 2 and out == ""
+        assert status == 1 and out == ""
         lines = err.splitlines()
         assert lines[0].startswith("text:2: sale has no 'titre' (it has: amount_cents, ")
         assert lines[1] == (
@@ -258,7 +258,7 @@ class TestValidate:
             "--html",
             write(tmp_path, "h.j2", "\n".join(lines)),
         )
-        assert status == 2
+        assert status == 1
         assert err.splitlines() == [
             "text: must show {{ links.refuse }} (seller_new_sale requires it)",
             "html:5: <div> is never closed",
@@ -268,7 +268,7 @@ class TestValidate:
     def test_a_syntax_error(self, cli: Cli, tmp_path: Path) -> None:
         subject = write(tmp_path, "s.j2", "Vente {{ sale.id }\n")
         status, _, err = cli("validate", "seller_new_sale", "en", "--subject", subject)
-        assert status == 2
+        assert status == 1
         assert err.splitlines()[0].startswith("subject:1: syntax error: ")
 
     def test_a_missing_file(self, cli: Cli, tmp_path: Path) -> None:
@@ -305,7 +305,7 @@ class TestPreview:
     def test_given_files_with_problems(self, cli: Cli, tmp_path: Path) -> None:
         text = write(tmp_path, "t.j2", "Bonjour\n{{ seller.nom }}\n")
         status, out, err = cli("preview", "seller_login_link", "fr", "--text", text)
-        assert status == 2 and out == ""
+        assert status == 1 and out == ""
         assert err.splitlines()[0] == "text:2: seller has no 'nom' (it has: email, id, name)"
 
     def test_a_real_sale(self, cli: Cli, config: Path) -> None:
@@ -347,7 +347,7 @@ class TestPreview:
         assert "http://mailflow.test/s/" in parts["text"] and REFUSE_URL not in parts["text"]
 
         status, out, err = cli("preview", "seller_new_sale", "fr", "--sale", "999")
-        assert status == 2 and out == ""
+        assert status == 1 and out == ""
         assert err == "mailflow: --sale: no sale 999\n"
 
 
@@ -509,7 +509,7 @@ class TestPublishRollbackDiff:
 
     def test_publish_an_unknown_version(self, cli: Cli, draft: int) -> None:
         status, out, err = cli("publish", "seller_new_sale", "fr", "2")
-        assert (status, out) == (2, "")
+        assert (status, out) == (1, "")
         assert err == "mailflow: seller_new_sale/fr has no version 2\n"
         status, _, err = cli("publish", "seller_new_sale", "fr", "-1")
         assert (status, err) == (2, "mailflow: VERSION: must be 0 or more\n")

@@ -936,9 +936,17 @@ class TestStats:
         assert '<line class="threshold"' in page.text
         assert '<rect class="zone-warning"' in page.text
         assert re.search(r'<text class="threshold-label"[^>]*>5[\u00a0\u202f ]%</text>', page.text)
-        assert page.text.count('<circle class="dot') == 60
+        # The sales are all of today: the 59 days before have no sale in their window, so no
+        # dot and no line (a gap, not a rate of 0 %).
+        assert page.text.count('<circle class="dot') == 1
+        assert page.text.count('<polyline class="rate-line"') == 1
         assert "25 %" in text  # 1 cancelled / 4 counted
-        assert '<p class="big">Bon</p>' in page.text  # under min_sales: ok whatever the rate
+        # Under min_sales the tier is ok whatever the rate: the page says what that means,
+        # and a rate over the threshold is never called good.
+        assert '<p class="big">Pas encore assez de ventes</p>' in page.text
+        assert "Bon" not in text
+        assert "Pas encore assez de ventes pour une alerte (4 comptées" in text
+        assert "Votre taux de 25 % dépasse le seuil de 5 %" in text.replace("\u202f", " ")
         counting = page.text.split('id="counting-title"')[1]
         assert f'href="/seller/sales/{cancelled}"' in counting
         assert f'href="/seller/sales/{withdrawn}"' not in counting

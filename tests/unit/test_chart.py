@@ -63,8 +63,18 @@ class TestRateChart:
     def test_a_dot_a_day_and_the_line_through_them(self) -> None:
         drawn = chart.rate_chart(_points([0.0, 0.04, 0.08]), threshold=0.05, warning_at=0.04)
         assert len(drawn["dots"]) == 3
-        assert drawn["line"] == " ".join(f"{d['x']},{d['y']}" for d in drawn["dots"])
+        assert drawn["segments"] == [" ".join(f"{d['x']},{d['y']}" for d in drawn["dots"])]
         assert [d["rate"] for d in drawn["dots"]] == [0.0, 0.04, 0.08]
+
+    def test_days_without_sales_are_gaps_not_zeros(self) -> None:
+        points = _points([0.1, 0.0, 0.0, 0.2, 0.25])
+        points[1]["counted"] = points[2]["counted"] = 0
+        drawn = chart.rate_chart(points, threshold=0.05, warning_at=0.04)
+        assert [d["index"] for d in drawn["dots"]] == [0, 3, 4]
+        first, second = drawn["segments"]
+        assert first.count(",") == 1 and second.count(",") == 2
+        axis = chart.scale([0.1, 0.2, 0.25], threshold=0.05)
+        assert drawn["dots"][1]["x"] == chart.Scale(axis.step, axis.top, 5).x(3)
 
     def test_the_warning_band_lies_between_the_warning_rate_and_the_threshold(self) -> None:
         drawn = chart.rate_chart(_points([0.0] * 10), threshold=0.05, warning_at=0.04)
@@ -76,5 +86,5 @@ class TestRateChart:
 
     def test_no_points_still_draw_the_frame(self) -> None:
         drawn = chart.rate_chart([], threshold=0.05, warning_at=0.04)
-        assert drawn["dots"] == [] and drawn["x_ticks"] == [] and drawn["line"] == ""
+        assert drawn["dots"] == [] and drawn["x_ticks"] == [] and drawn["segments"] == []
         assert drawn["ticks"][0]["value"] == 0.0

@@ -111,3 +111,6 @@ class TestListings:
         assert console.inbox_message(self.ctx, 2).subject == "#2"
         with pytest.raises(NotFound, match="no inbox message 5"):
             console.inbox_message(self.ctx, 5)
+        assert [r.subject for r in console.list_inbox(self.ctx, search=" #2 ").rows] == ["#2"]
+        assert console.clear_inbox(self.ctx) == 3
+        assert not console.inbox_has_messages(self.ctx)

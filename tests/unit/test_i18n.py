@@ -45,6 +45,7 @@ DYNAMIC = {
     "seller.payment.{}": [p.value for p in PaymentState],
     "seller.tier.{}": list(TIERS),
     "seller.tier_help.{}": list(TIERS),
+    "seller.tier_help.few_{}": ["under", "warning", "over"],
     "seller.tier_notice.{}": list(TIERS[1:]),
     "seller.login.{}.title": ["invalid", "expired", "used"],
     "seller.login.{}.body": ["invalid", "expired", "used"],
