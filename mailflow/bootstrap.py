@@ -126,9 +126,7 @@ def build(
         renderer=renderer,
         signer=signer,
         outbox=outbox,
-        outbox_store=OutboxStore(
-            db, settings.smtp.lease_seconds, on_suppressed=count_suppressed
-        ),
+        outbox_store=OutboxStore(db, settings.smtp.lease_seconds, on_suppressed=count_suppressed),
         services=services,
         templates=root,
         telemetry=telemetry,
