@@ -44,6 +44,9 @@ class Limits:
     max_recipients: int = 50
     max_sessions: int = 100
     timeout_seconds: float = 60.0
+    receivers: int = 2
+    """Messages being kept at once (the others wait, in order): the inbound server never
+    takes more than this many of the database's writer turns from the HTTP side."""
 
 
 class InboundHandler:
@@ -52,6 +55,7 @@ class InboundHandler:
     def __init__(self, ctx: ServiceContext, limits: Limits) -> None:
         self.ctx = ctx
         self.limits = limits
+        self._receivers: asyncio.Semaphore | None = None
 
     async def handle_RCPT(
         self,
@@ -84,10 +88,13 @@ class InboundHandler:
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
+        if self._receivers is None:  # made on the server's loop
+            self._receivers = asyncio.Semaphore(self.limits.receivers)
         try:
-            outcomes = await asyncio.to_thread(
-                inbound.receive, self.ctx, mail_from, recipients, bytes(raw), str(peer)
-            )
+            async with self._receivers:
+                outcomes = await asyncio.to_thread(
+                    inbound.receive, self.ctx, mail_from, recipients, bytes(raw), str(peer)
+                )
         except Exception:
             # Not kept, so not accepted: the sender keeps the message and retries.
             log.exception("inbound: could not keep a message")

@@ -45,13 +45,13 @@ def receive(ctx: ServiceContext, tx: Transaction, received: Received) -> Verdict
         return Verdict("unknown", f"no outbox message {row_id}")
     ids = _Ids(row.id, row.sale_id)
     try:
-        report = reader.read(received.message)
+        report = reader.read(received.parsed)
     except reader.UnreadableBounce as exc:
         return Verdict("unreadable", str(exc), "", *ids)
     if not report.failures:
         # A DSN comes from <>; an auto-reply (a vacation notice sent to the Return-Path)
         # is told by its headers alone.
-        auto = is_auto_reply(received.message, received.mail_from or "MAILER-DAEMON")
+        auto = is_auto_reply(received.parsed, received.mail_from or "MAILER-DAEMON")
         reason = f"auto-reply ({auto})" if auto else "not a delivery status notification"
         return Verdict("ignored", reason, "", *ids)
     if report.permanent:
