@@ -267,15 +267,16 @@ def _serve_both(db_url: str, http_port: int, smtp_port: int) -> None:
 
     from mailflow import runner
     from mailflow.bootstrap import build
+    from mailflow.inbound.server import InboundServer
     from mailflow.web.app import create_app
 
     system = build(settings_for(db_url, http_port, smtp_port))
 
     async def main() -> None:
-        inbound = runner.inbound_server(system)
+        inbound = InboundServer.of(system)
         await inbound.start()
         stop = asyncio.Event()
-        task = asyncio.create_task(runner.receive_mail(inbound, stop))
+        task = asyncio.create_task(inbound.serve_until(stop))
         try:
             await uvicorn.Server(bench_http.server_config(create_app(system), http_port)).serve()
         finally:

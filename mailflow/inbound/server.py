@@ -26,6 +26,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailflow.bootstrap import System
 from mailflow.inbound.addresses import Address, AddressError
 from mailflow.services import inbound
 from mailflow.services.context import ServiceContext
@@ -171,6 +172,21 @@ class InboundServer:
             decode_data=False,
             timeout=self.limits.timeout_seconds,
         )
+
+    @classmethod
+    def of(cls, system: System, host: str | None = None, port: int | None = None) -> InboundServer:
+        """The server ``[inbound]`` describes; ``host``/``port`` override it."""
+        s = system.settings.inbound
+        limits = Limits(s.max_message_bytes, s.max_recipients, s.max_sessions, s.timeout_seconds)
+        return cls(system.services, host or s.host, port or s.port, limits)
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve (once started: a taken port fails ``start``) until ``stop`` is set."""
+        log.info("inbound SMTP listening on %s:%s", self.host, self.port)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         if self._server is not None:

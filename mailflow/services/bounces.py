@@ -74,7 +74,6 @@ def _bounced(
     detail = f"{failure.status} {failure.diagnostic}"
     if not outbox_store.mark_bounced(tx, row.id, failure.status, failure.diagnostic, at):
         return Verdict("duplicate", detail, f"outbox {row.id} was already bounced", *ids)
-    ctx.telemetry.emails_total.labels(row.template, "bounced").inc()
     # VERP names the row, so the address to suppress is the row's, whatever the DSN
     # calls it (a forwarding address, or none).
     new = suppressions.add(
@@ -108,4 +107,4 @@ def _bounced(
     became = f"outbox {row.id} bounced; {row.recipient} " + (
         "suppressed" if new else "was already suppressed"
     )
-    return Verdict("bounced", detail, became, *ids)
+    return Verdict("bounced", detail, became, *ids, email_outcome="bounced", template=row.template)

@@ -110,9 +110,10 @@ def receive(
             )
             outcomes.append(Outcome(address, verdict, row_id))
     for outcome in outcomes:
-        ctx.telemetry.inbound_messages_total.labels(
-            outcome.address.kind, outcome.verdict.verdict
-        ).inc()
+        verdict = outcome.verdict
+        ctx.telemetry.inbound_messages_total.labels(outcome.address.kind, verdict.verdict).inc()
+        if verdict.email_outcome is not None and verdict.template is not None:
+            ctx.telemetry.emails_total.labels(verdict.template, verdict.email_outcome).inc()
         log.info(
             "inbound %s to %s: %s %s",
             outcome.row_id,

@@ -66,6 +66,10 @@ class Verdict:
     became: str = ""
     outbox_id: int | None = None
     sale_id: int | None = None
+    email_outcome: str | None = None
+    """Counted in ``mailflow_emails_total{template,outcome}`` for the outbox row once the
+    transaction commits (``bounced``)."""
+    template: str | None = None
 
 
 Check = Callable[[ServiceContext, Address], None]
