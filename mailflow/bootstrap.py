@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mailflow.clock import Clock, system_clock
 from mailflow.config import ConfigError, Settings, SmtpSettings
+from mailflow.inbound.addresses import AddressBook
 from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
 from mailflow.mail.dkim import DkimError, DkimSigner
@@ -15,6 +16,7 @@ from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
+from mailflow.services.inbound import KINDS
 from mailflow.store import migrate
 from mailflow.store.database import Database
 from mailflow.store.history import History
@@ -59,6 +61,9 @@ class System:
             timeout=smtp.timeout_seconds,
         )
         options: dict[str, object] = {
+            "return_path": self.services.addresses.bounce_address
+            if self.services.verp and self.services.addresses is not None
+            else None,
             "concurrency": smtp.concurrency,
             "retry_base_seconds": smtp.retry_base_seconds,
             "give_up_after_hours": smtp.give_up_after_hours,
@@ -108,6 +113,7 @@ def build(
     )
     outbox = Outbox(renderer, settings.smtp.from_address, clock, dkim=dkim)
     telemetry = Telemetry()
+    addresses = AddressBook(settings.security.secret_keys, settings.inbound.domain, list(KINDS))
     services = ServiceContext(
         db=db,
         outbox=outbox,
@@ -126,7 +132,14 @@ def build(
         history=History(db),
         template_versions=TemplateVersions(db),
         telemetry=telemetry,
+        addresses=addresses,
+        verp=settings.inbound.enabled,
     )
+
+    def count_suppressed(templates: list[str]) -> None:
+        for template in templates:
+            telemetry.emails_total.labels(template, "suppressed").inc()
+
     return System(
         settings=settings,
         db=db,
@@ -134,7 +147,7 @@ def build(
         renderer=renderer,
         signer=signer,
         outbox=outbox,
-        outbox_store=OutboxStore(db, settings.smtp.lease_seconds),
+        outbox_store=OutboxStore(db, settings.smtp.lease_seconds, on_suppressed=count_suppressed),
         services=services,
         templates=root,
         telemetry=telemetry,

@@ -24,6 +24,9 @@ SELLERS = [
     SellerIn(name="Librairie Dupont", email="vendeur@librairie-dupont.example", locale="fr"),
     SellerIn(name="Bob's Records", email="bob@records.example", locale="en"),
 ]
+UNREACHABLE = SellerIn(name="Boutique Fermée", email="ancienne-adresse@bounce.example", locale="fr")
+"""A seller whose address matches ``smtp.embedded_bounce_pattern``: the embedded inbox bounces
+the order email, and customer service is told the seller is unreachable."""
 BUYERS = [
     BuyerIn(name="Camille Martin", email="camille.martin@example.org", locale="fr"),
     BuyerIn(name="Alex Smith", email="alex.smith@example.org", locale="en"),
@@ -81,6 +84,18 @@ def seed(ctx: ServiceContext, data_dir: Path) -> Demo:
         result = orders.place_order(ctx, order, None)
         demo.sale_ids += [s["id"] for s in result.body["sales"]]
         demo.new_sales += len(result.body["sales"]) if result.created else 0
+    closed = sellers.create_seller(ctx, UNREACHABLE)["id"]
+    item = ItemIn(
+        seller_id=closed,
+        sku="LIV-003",
+        title="Nadja, André Breton",
+        quantity=1,
+        unit_price=Decimal("8.50"),
+    )
+    order = OrderIn(external_id="DEMO-bounce", buyer=BUYERS[0], items=[item])
+    result = orders.place_order(ctx, order, None)
+    demo.sale_ids += [s["id"] for s in result.body["sales"]]
+    demo.new_sales += len(result.body["sales"]) if result.created else 0
     demo.console_password = _console_user(ctx, data_dir)
     return demo
 

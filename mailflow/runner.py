@@ -17,13 +17,14 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 
 from mailflow import listen
 from mailflow.bootstrap import System
 from mailflow.config import Settings
+from mailflow.inbound.server import InboundServer
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
@@ -66,8 +67,16 @@ def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) ->
 
 
 def inbox_server(system: System, sock: socket.socket | None = None) -> InboxServer:
+    smtp, inbound = system.settings.smtp, system.settings.inbound
+    back = (inbound.domain, (inbound.host, inbound.port)) if inbound.enabled else None
     return InboxServer(
-        system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port, sock=sock
+        system.db,
+        system.clock,
+        "127.0.0.1",
+        smtp.embedded_port,
+        sock,
+        bounce_pattern=smtp.embedded_bounce_pattern,
+        return_paths=back,
     )
 
 
@@ -77,25 +86,32 @@ class Listeners:
 
     http: socket.socket
     inbox: socket.socket | None = None
+    inbound: socket.socket | None = None
 
     def close(self) -> None:
-        for sock in (self.http, self.inbox):
+        for sock in (self.http, self.inbox, self.inbound):
             if sock is not None:
                 sock.close()
 
 
-def bind(settings: Settings, *, with_inbox: bool) -> Listeners:
-    """Bind the HTTP port and, with the embedded inbox, its port; raises ``CannotListen``
-    naming the setting to change."""
-    http = listen.bind(settings.server.host, settings.server.port, "server.port (or --port)")
-    if not with_inbox:
-        return Listeners(http)
+def bind(settings: Settings, *, with_inbox: bool, with_inbound: bool = False) -> Listeners:
+    """Bind the HTTP port and, with the embedded inbox and the inbound server, theirs; raises
+    ``CannotListen`` naming the setting to change (nothing stays bound then)."""
+    listeners = Listeners(
+        listen.bind(settings.server.host, settings.server.port, "server.port (or --port)")
+    )
     try:
-        inbox = listen.bind("127.0.0.1", settings.smtp.embedded_port, "smtp.embedded_port")
+        if with_inbox:
+            listeners.inbox = listen.bind(
+                "127.0.0.1", settings.smtp.embedded_port, "smtp.embedded_port"
+            )
+        if with_inbound:
+            inbound = settings.inbound
+            listeners.inbound = listen.bind(inbound.host, inbound.port, "inbound.port")
     except listen.CannotListen:
-        http.close()
+        listeners.close()
         raise
-    return Listeners(http, inbox)
+    return listeners
 
 
 async def sweep_forever(system: System, stop: asyncio.Event) -> None:
@@ -119,19 +135,32 @@ async def sweep_forever(system: System, stop: asyncio.Event) -> None:
 INBOX_CHECK_SECONDS = 5.0
 
 
-async def keep_inbox(inbox: InboxServer, stop: asyncio.Event) -> None:
-    """The embedded inbox, listening until ``stop`` (started here if it is not already)."""
+class _Listening(Protocol):
+    port: int
+
+    async def start(self) -> None: ...
+
+    def serving(self) -> bool: ...
+
+
+async def keep_listening(server: _Listening, stop: asyncio.Event) -> None:
+    """An SMTP server (the embedded inbox, the inbound server), listening until ``stop``
+    (started again here if it is not serving)."""
     while not stop.is_set():
-        if not inbox.serving():
-            await inbox.start()
-            log.info("embedded inbox listening on 127.0.0.1:%s", inbox.port)
+        if not server.serving():
+            await server.start()
+            log.info("%s listening again on port %s", type(server).__name__, server.port)
         beat()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), INBOX_CHECK_SECONDS)
 
 
 def _tasks(
-    system: System, stop: asyncio.Event, *, inbox: InboxServer | None = None
+    system: System,
+    stop: asyncio.Event,
+    *,
+    inbox: InboxServer | None = None,
+    inbound: InboundServer | None = None,
 ) -> list[asyncio.Task[None]]:
     """The supervised tasks: the delivery worker (its claim loop, senders and flusher), the
     sweeper, on PostgreSQL the LISTEN wake-up, and the embedded inbox when given."""
@@ -148,7 +177,9 @@ def _tasks(
         woken = lambda: wakeup.listen(dsn, worker.wake, stop)  # noqa: E731
         tasks.append(supervisor.start("wakeup", woken, stop, stale_after=wakeup.STALE_AFTER))
     if inbox is not None:
-        tasks.append(supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop))
+        tasks.append(supervisor.start("inbox", lambda: keep_listening(inbox, stop), stop))
+    if inbound is not None:
+        tasks.append(supervisor.start("inbound", lambda: keep_listening(inbound, stop), stop))
     return tasks
 
 
@@ -166,13 +197,18 @@ async def serve(
 ) -> None:
     settings = system.settings
     if listeners is None:
-        listeners = bind(settings, with_inbox=with_inbox)
+        listeners = bind(settings, with_inbox=with_inbox, with_inbound=settings.inbound.enabled)
     stop = asyncio.Event()
     inbox = inbox_server(system, listeners.inbox) if with_inbox else None
     if inbox is not None:
         await inbox.start()  # a port taken is an error at once, not a task restarting
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
-    tasks = _tasks(system, stop, inbox=inbox)
+    inbound = None
+    if settings.inbound.enabled:
+        inbound = InboundServer.of(system, sock=listeners.inbound)
+        await inbound.start()  # before the tasks: a port taken is an error at once
+        log.info("inbound SMTP listening on %s:%s", inbound.host, inbound.port)
+    tasks = _tasks(system, stop, inbox=inbox, inbound=inbound)
     # http "auto": httptools when installed (uvicorn[standard]), else h11. The loop is the
     # one ``run`` made, uvloop when installed.
     config = uvicorn.Config(
@@ -204,8 +240,9 @@ async def serve(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-        if inbox is not None:
-            await inbox.stop()
+        for listening in (inbox, inbound):
+            if listening is not None:
+                await listening.stop()
     log.info("stopped")
 
 
@@ -224,8 +261,19 @@ async def inbox_only(system: System, sock: socket.socket | None = None) -> None:
     await inbox.start()
     port = listen.port_of(sock) if sock is not None else system.settings.smtp.embedded_port
     log.info("embedded inbox listening on 127.0.0.1:%s", port)
-    await system.supervisor.start("inbox", lambda: keep_inbox(inbox, stop), stop)
+    await system.supervisor.start("inbox", lambda: keep_listening(inbox, stop), stop)
     await inbox.stop()
+
+
+async def inbound_only(system: System, host: str | None, port: int | None) -> None:
+    """``mailflow inbound serve``: the inbound server alone, supervised, until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    _on_signals(asyncio.get_running_loop(), stop.set)
+    server = InboundServer.of(system, host, port)
+    await server.start()
+    log.info("inbound SMTP listening on %s:%s", server.host, server.port)
+    await system.supervisor.start("inbound", lambda: keep_listening(server, stop), stop)
+    await server.stop()
 
 
 def serve_processes(

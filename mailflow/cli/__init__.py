@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from mailflow import __version__, logs
-from mailflow.cli import admin, db, dkim, inbox, sales, sellers, serve, templates
+from mailflow.cli import admin, db, dkim, inbound, inbox, sales, sellers, serve, templates
 from mailflow.cli._common import CliError
 from mailflow.config import ConfigError
 from mailflow.mail.templates import TemplateError
 
-GROUPS = (serve, db, inbox, sellers, sales, templates, admin, dkim)
+GROUPS = (serve, db, inbox, inbound, sellers, sales, templates, admin, dkim)
 
 __all__ = ["main"]
 

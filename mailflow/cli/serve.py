@@ -68,7 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _listening_on(loaded.settings, args.host, check_port(args.port))
     with_inbox = settings.smtp.mode == "embedded" and args.workers == 1
     try:
-        listeners = runner.bind(settings, with_inbox=with_inbox)
+        # Inbound mail in this process only: with --workers N, `mailflow inbound serve`.
+        with_inbound = settings.inbound.enabled and args.workers == 1
+        listeners = runner.bind(settings, with_inbox=with_inbox, with_inbound=with_inbound)
     except listen.CannotListen as exc:
         raise CliError(f"{exc}; nothing was started") from exc
     # With --port 0 the system picked the port: links point at that one.
@@ -93,6 +95,12 @@ def _serve(args: argparse.Namespace) -> int:
                 f"inbox on 127.0.0.1:{settings.smtp.embedded_port}",
                 flush=True,
             )
+            if settings.inbound.enabled:
+                print(
+                    "run `mailflow inbound serve` for the inbound SMTP server on "
+                    f"{settings.inbound.host}:{settings.inbound.port}",
+                    flush=True,
+                )
             source = str(loaded.source) if loaded.source else None
             # Each HTTP process loads the settings again: give it the address served.
             os.environ["MAILFLOW_SERVER__BASE_URL"] = settings.server.base_url
@@ -149,6 +157,12 @@ def _banner(settings: Settings, source: Path | None, seeded: object) -> str:
         ]
     if settings.smtp.mode == "embedded":
         lines.append(f"  Dev inbox      {base}/admin/inbox  (or `mailflow inbox`)")
+    inbound = settings.inbound
+    if inbound.enabled:
+        lines.append(
+            f"  Inbound SMTP   {inbound.host}:{inbound.port}  (bounces and replies to "
+            f"*@{inbound.domain})"
+        )
     lines.append(f"  API docs       {base}/docs  (and {base}/redoc)")
     return "\n".join(lines)
 

@@ -91,10 +91,41 @@ class LoginLinkRequested:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class EmailBounced:
+    """A DSN said an email was refused for good; its outbox row is now ``bounced``."""
+
+    outbox_id: int
+    template: str
+    recipient: str
+    sale_id: int | None
+    status: str
+    """The enhanced status code, ``5.1.1``."""
+    diagnostic: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSuppressed:
+    """An address went on the suppression list (once per suppression: a second bounce to
+    an address already on it is no new event). ``template`` and ``sale_id``: the email
+    whose bounce put it there."""
+
+    email: str
+    reason: str
+    outbox_id: int
+    template: str
+    sale_id: int | None
+    status: str
+    diagnostic: str
+    at: datetime
+
+
 SaleEvent = SaleCreated | SaleTransitioned | DeadlineNear
 TierEvent = TierEntered | SellerSuspended | SellerReinstated
 SellerEvent = TierChanged | TierEvent | LoginLinkRequested
-Event = SaleEvent | SellerEvent
+MailEvent = EmailBounced | AddressSuppressed
+Event = SaleEvent | SellerEvent | MailEvent
 
 _ENTERED = {email: tier for tier, email in TIER_EMAILS.items() if email}
 

@@ -126,6 +126,18 @@ class RateVars:
     count_refusals: bool = var("`bool`: `policy.count_refusals`")
 
 
+@dataclass(frozen=True, slots=True)
+class BounceVars:
+    """The bounce that made the seller unreachable (a DSN to the email's ``bounce+``
+    address)."""
+
+    address: str = var("`str`: the address that bounced, now on the suppression list")
+    email: str = var("`str`: the key of the email that bounced (`seller_new_sale`, …)")
+    status: str = var("`str`: the enhanced status code, e.g. `5.1.1`")
+    diagnostic: str = var("`str`: the receiving server's words (one line, may be empty)")
+    at: datetime = var("`datetime` (UTC): when the bounce was received")
+
+
 # --- contexts (one per shape of email) -----------------------------------------------------
 
 
@@ -202,7 +214,22 @@ class LoginLinkEmail:
     valid_minutes: int = var("`int`: how long the link is valid, in minutes", "15")
 
 
-Context = SaleOrderEmail | SaleChangeEmail | SellerCancelEmail | TierEmail | LoginLinkEmail
+@dataclass(frozen=True, slots=True)
+class SellerUnreachableEmail(SaleEmail):
+    """To customer service: the seller's order email (or reminder) bounced for good, so the
+    sale would expire unseen. Sent once per suppression."""
+
+    bounce: BounceVars
+
+
+Context = (
+    SaleOrderEmail
+    | SaleChangeEmail
+    | SellerCancelEmail
+    | TierEmail
+    | LoginLinkEmail
+    | SellerUnreachableEmail
+)
 
 
 @cache

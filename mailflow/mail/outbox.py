@@ -19,11 +19,21 @@ from mailflow.mail.dkim import DkimError, DkimSigner
 from mailflow.mail.templates import Renderer
 from mailflow.store import outbox as store
 from mailflow.store.database import Transaction
-from mailflow.store.outbox import DEAD, QUEUED, SENT
+from mailflow.store.outbox import BOUNCED, DEAD, QUEUED, SENT, SUPPRESSED
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEAD", "QUEUED", "SENT", "TEST_HEADERS", "TEST_MARK", "Outbox", "Recipient"]
+__all__ = [
+    "BOUNCED",
+    "DEAD",
+    "QUEUED",
+    "SENT",
+    "SUPPRESSED",
+    "TEST_HEADERS",
+    "TEST_MARK",
+    "Outbox",
+    "Recipient",
+]
 
 TEST_MARK = "[TEST]"
 """Before the subject of a test send, so that nobody takes it for a real email."""

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailflow.domain.events import (
+    AddressSuppressed,
     DeadlineNear,
+    EmailBounced,
     Event,
     LoginLinkRequested,
     SaleCreated,
@@ -33,9 +35,10 @@ from mailflow.services.context import ServiceContext
 from mailflow.store.database import Transaction
 from mailflow.store.records import SaleFacts, SellerRecord
 
-Subject = SaleFacts | SellerRecord
+Subject = SaleFacts | SellerRecord | None
 """What the transaction read about the event's subject: ``SaleFacts`` for a sale's events
-(as the change left it), the seller's record for a seller's."""
+(as the change left it), the seller's record for a seller's; for a bounced email, the sale
+it was about, or None."""
 
 Handler = Callable[[ServiceContext, Transaction, Any, Any], None]
 
@@ -48,6 +51,8 @@ HANDLERS: dict[type[Event], tuple[Handler, ...]] = {
     SellerSuspended: (notify.tier_entered,),
     SellerReinstated: (notify.tier_entered,),
     LoginLinkRequested: (notify.login_link_requested,),
+    EmailBounced: (),
+    AddressSuppressed: (notify.address_suppressed,),
 }
 
 

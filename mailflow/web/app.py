@@ -24,6 +24,7 @@ from mailflow.web import (
     actions,
     admin_core,
     api,
+    api_suppressions,
     api_templates,
     docs_pages,
     ops,
@@ -171,6 +172,7 @@ def create_app(system: System) -> FastAPI:
     session.install(app, system)
     app.include_router(api.router)
     app.include_router(api_templates.router)
+    app.include_router(api_suppressions.router)
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
     app.include_router(actions.router)
     app.include_router(seller_router)

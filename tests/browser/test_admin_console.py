@@ -560,6 +560,8 @@ class TestAccessibility:
             "/admin/inbox/1?view=raw",
             "/admin/inbox/1?view=links",
             "/admin/nothing-here",  # the page of an address that is none
+            "/admin/bounces",
+            "/admin/suppressions",
         ):
             if path == "/admin/nothing-here":
                 tab.expect_status(404, path)
@@ -597,6 +599,8 @@ class TestOnAPhone:
             "/admin/outbox",
             f"/admin/outbox/{console.dead_message}?view=raw",
             "/admin/inbox",
+            "/admin/bounces",
+            "/admin/suppressions",
         ):
             tab.go(path)
             no_sideways_scroll(page)
