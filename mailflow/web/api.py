@@ -14,7 +14,7 @@ from mailflow.web.api_models import (
     ListingOut,
     OrderOut,
     SaleChangeOut,
-    SaleOut,
+    SaleDetailOut,
     SellerOut,
     StatsOut,
 )
@@ -83,7 +83,9 @@ def create_order(
     return result.body
 
 
-@router.get("/sales/{sale_id}", tags=["sales"], responses=errors(404), response_model=SaleOut)
+@router.get(
+    "/sales/{sale_id}", tags=["sales"], responses=errors(404), response_model=SaleDetailOut
+)
 def get_sale(sale_id: IdPath, services: ServicesDep) -> dict[str, Any]:
     return sales.get_sale(services, sale_id)
 

@@ -107,6 +107,23 @@ class SaleOut(_Out):
     events: list[EventOut]
 
 
+class BounceOut(_Out):
+    status: str = Field(examples=["5.1.1"], description="the DSN's status code")
+    diagnostic: str = Field(examples=["smtp; 550 5.1.1 mailbox unknown"])
+
+
+class SaleEmailOut(_Out):
+    key: str = Field(examples=["seller_new_sale"])
+    to: EmailOut
+    status: Literal["queued", "sent", "dead", "bounced", "suppressed"]
+    message_id: str = Field(examples=["<mf.42.1a2b3c@marketplace.example>"])
+    bounce: BounceOut | None
+
+
+class SaleDetailOut(SaleOut):
+    emails: list[SaleEmailOut] = Field(description="the sale's emails and their delivery state")
+
+
 class SaleChangeOut(SaleOut):
     changed: bool = Field(description="false: the sale was in that state already")
 
