@@ -44,9 +44,11 @@ class Outbox:
         context: dict[str, Any],
         sale_id: int | None = None,
         sender: str | None = None,
+        reply_to: str | None = None,
     ) -> int:
         """Render ``key`` for ``to`` and write its row in the session's transaction (a plain
-        INSERT, no unit of work); ``sender`` overrides From. The row's id."""
+        INSERT, no unit of work); ``sender`` overrides From; ``reply_to`` (a bare address
+        mailflow made) sets Reply-To. The row's id."""
         now = self.clock()
         sender_header, sender_addr = self.sender_header, self.sender_addr
         if sender is not None:
@@ -64,6 +66,7 @@ class Outbox:
             message_id=message_id,
             date=now,
             template=key,
+            reply_to=None if reply_to is None else address("", reply_to),
         )
         return store.add(
             session,

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailflow.domain.events import (
+    CommandAnswered,
     DeadlineNear,
     Event,
     LoginLinkRequested,
+    MessageWritten,
     SaleCreated,
     SaleTransitioned,
     SellerReinstated,
@@ -28,7 +30,7 @@ from mailflow.domain.events import (
     TierChanged,
     TierEntered,
 )
-from mailflow.services import notify
+from mailflow.services import notify, relay
 from mailflow.services.context import ServiceContext
 from mailflow.store.database import Transaction
 from mailflow.store.records import SaleFacts, SellerRecord
@@ -48,6 +50,8 @@ HANDLERS: dict[type[Event], tuple[Handler, ...]] = {
     SellerSuspended: (notify.tier_entered,),
     SellerReinstated: (notify.tier_entered,),
     LoginLinkRequested: (notify.login_link_requested,),
+    MessageWritten: (relay.relay,),
+    CommandAnswered: (relay.command_answered,),
 }
 
 
