@@ -7,6 +7,8 @@ from pathlib import Path
 
 from mailflow.clock import Clock, system_clock
 from mailflow.config import Settings
+from mailflow.inbound.addresses import AddressBook
+from mailflow.inbound.sender import Trust
 from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
 from mailflow.mail.outbox import Outbox
@@ -14,6 +16,7 @@ from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer, templates_root
 from mailflow.payments import Ledger
 from mailflow.services.context import ServiceContext
+from mailflow.services.inbound import KINDS
 from mailflow.store import migrate
 from mailflow.store.database import Database
 from mailflow.store.history import History
@@ -55,6 +58,9 @@ class System:
             timeout=smtp.timeout_seconds,
         )
         options: dict[str, object] = {
+            "return_path": self.services.addresses.bounce_address
+            if self.services.verp and self.services.addresses is not None
+            else None,
             "concurrency": smtp.concurrency,
             "retry_base_seconds": smtp.retry_base_seconds,
             "give_up_after_hours": smtp.give_up_after_hours,
@@ -87,6 +93,7 @@ def build(
     )
     outbox = Outbox(renderer, settings.smtp.from_address, clock)
     telemetry = Telemetry()
+    addresses = AddressBook(settings.security.secret_keys, settings.inbound.domain, list(KINDS))
     services = ServiceContext(
         db=db,
         outbox=outbox,
@@ -105,7 +112,19 @@ def build(
         history=History(db),
         template_versions=TemplateVersions(db),
         telemetry=telemetry,
+        addresses=addresses,
+        verp=settings.inbound.enabled,
+        reply_trust=Trust(
+            tuple(settings.inbound.trusted_relays),
+            settings.inbound.authserv_id,
+            settings.inbound.require_dmarc,
+        ),
     )
+
+    def count_suppressed(templates: list[str]) -> None:
+        for template in templates:
+            telemetry.emails_total.labels(template, "suppressed").inc()
+
     return System(
         settings=settings,
         db=db,
@@ -113,7 +132,7 @@ def build(
         renderer=renderer,
         signer=signer,
         outbox=outbox,
-        outbox_store=OutboxStore(db, settings.smtp.lease_seconds),
+        outbox_store=OutboxStore(db, settings.smtp.lease_seconds, on_suppressed=count_suppressed),
         services=services,
         templates=root,
         telemetry=telemetry,

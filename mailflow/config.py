@@ -103,6 +103,9 @@ class SmtpSettings(_Section):
     give_up_after_hours: float = Field(96, gt=0)
     lease_seconds: float = Field(120, gt=0)
     timeout_seconds: float = Field(30, gt=0)
+    embedded_bounce_pattern: str = "*@bounce.test"
+    """Embedded mode: mail to a matching address (``fnmatch``, case-insensitive) is refused by
+    the inbox the way a relay would, with a DSN sent back to the VERP address; empty: none."""
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +167,54 @@ class PolicySettings(_Section):
     sweep_every_seconds: float = Field(60, gt=0)
 
 
+class InboundSettings(_Section):
+    """The inbound SMTP server (bounces, and replies): ``[inbound]``."""
+
+    enabled: bool = False
+    """``true`` in the development defaults (no file), ``false`` in a file that does not say."""
+    host: str = "127.0.0.1"
+    port: int = Field(2525, ge=1, le=65535)
+    domain: str = "mailflow.localhost"
+    max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    trusted_relays: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    authserv_id: str = ""
+    require_dmarc: bool = False
+    max_sessions: int = Field(100, ge=1, le=10_000)
+    """SMTP sessions served at once; one more is answered ``421`` and closed."""
+    max_recipients: int = Field(50, ge=1, le=1000)
+    """``RCPT TO`` per message; beyond, ``452 4.5.3``."""
+    timeout_seconds: float = Field(60, gt=0, le=3600)
+    """A client silent this long (between commands, or inside DATA) is disconnected."""
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        labels = value.split(".")
+        if (
+            not value
+            or len(value) > 253
+            or not all(
+                label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+                for label in labels
+            )
+        ):
+            raise ValueError(f"not a domain name: {value!r}")
+        return value
+
+    @field_validator("trusted_relays")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP network: {item!r}") from exc
+        return value
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -171,6 +222,7 @@ class Settings(_Section):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @property
     def smtp_target(self) -> tuple[str, int]:
@@ -258,6 +310,11 @@ def load(
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{source}: not UTF-8 text") from exc
     _apply_env(data, environ)
+    if source is None:
+        # The development defaults receive bounces too; a file turns it on by saying so.
+        inbound = data.setdefault("inbound", {})
+        if isinstance(inbound, dict):
+            inbound.setdefault("enabled", True)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

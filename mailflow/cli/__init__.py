@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from mailflow import __version__
-from mailflow.cli import admin, db, inbox, sales, sellers, serve, templates
+from mailflow.cli import admin, db, inbound, inbox, sales, sellers, serve, templates
 from mailflow.cli._common import CliError
 from mailflow.mail.templates import TemplateError
 
-GROUPS = (serve, db, inbox, sellers, sales, templates, admin)
+GROUPS = (serve, db, inbox, inbound, sellers, sales, templates, admin)
 
 __all__ = ["main"]
 

@@ -63,6 +63,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  API docs: {base}/docs   inbox: mailflow inbox")
     if args.workers < 1:
         raise CliError("--workers must be 1 or more")
+    if settings.inbound.enabled:
+        where = f"{settings.inbound.host}:{settings.inbound.port}"
+        if args.workers > 1:
+            where = f"run `mailflow inbound serve` for {where}"
+        print(f"inbound SMTP (bounces to *@{settings.inbound.domain}): {where}")
     try:
         if args.workers > 1:
             if settings.smtp.mode == "embedded":

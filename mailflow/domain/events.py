@@ -92,6 +92,36 @@ class LoginLinkRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailBounced:
+    """A DSN said an email was refused for good; its outbox row is now ``bounced``."""
+
+    outbox_id: int
+    template: str
+    recipient: str
+    sale_id: int | None
+    status: str
+    """The enhanced status code, ``5.1.1``."""
+    diagnostic: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSuppressed:
+    """An address went on the suppression list (once per suppression: a second bounce to
+    an address already on it is no new event). ``template`` and ``sale_id``: the email
+    whose bounce put it there."""
+
+    email: str
+    reason: str
+    outbox_id: int
+    template: str
+    sale_id: int | None
+    status: str
+    diagnostic: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class MessageWritten:
     """A message joined the sale's conversation: an email reply that passed the sender
     check, or what the seller (portal) or customer service (console) wrote."""
@@ -118,7 +148,8 @@ class CommandAnswered:
 SaleEvent = SaleCreated | SaleTransitioned | DeadlineNear | MessageWritten | CommandAnswered
 TierEvent = TierEntered | SellerSuspended | SellerReinstated
 SellerEvent = TierChanged | TierEvent | LoginLinkRequested
-Event = SaleEvent | SellerEvent
+MailEvent = EmailBounced | AddressSuppressed
+Event = SaleEvent | SellerEvent | MailEvent
 
 _ENTERED = {email: tier for tier, email in TIER_EMAILS.items() if email}
 

@@ -255,6 +255,24 @@ KINDS: dict[str, EmailKind] = {
             (Requirement("login_url", ("txt", "html")),),
         ),
         EmailKind(
+            "support_seller_unreachable",
+            "customer service",
+            "a seller's order email or reminder bounced permanently (once per suppression)",
+            contexts.SellerUnreachableEmail(
+                _SALE,
+                _ORDER,
+                _SELLER,
+                _BUYER,
+                contexts.BounceVars(
+                    address=_SELLER.email,
+                    email="seller_new_sale",
+                    status="5.1.1",
+                    diagnostic="550 5.1.1 ventes@librairie-dupont.example: mailbox unknown",
+                    at=_NOW,
+                ),
+            ),
+        ),
+        EmailKind(
             "buyer_seller_message",
             "buyer",
             "the seller (or customer service) wrote in the sale's conversation",

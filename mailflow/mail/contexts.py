@@ -126,6 +126,18 @@ class RateVars:
     count_refusals: bool = var("`bool`: `policy.count_refusals`")
 
 
+@dataclass(frozen=True, slots=True)
+class BounceVars:
+    """The bounce that made the seller unreachable (a DSN to the email's ``bounce+``
+    address)."""
+
+    address: str = var("`str`: the address that bounced, now on the suppression list")
+    email: str = var("`str`: the key of the email that bounced (`seller_new_sale`, …)")
+    status: str = var("`str`: the enhanced status code, e.g. `5.1.1`")
+    diagnostic: str = var("`str`: the receiving server's words (one line, may be empty)")
+    at: datetime = var("`datetime` (UTC): when the bounce was received")
+
+
 # --- contexts (one per shape of email) -----------------------------------------------------
 
 
@@ -208,6 +220,14 @@ class LoginLinkEmail:
 
 
 @dataclass(frozen=True, slots=True)
+class SellerUnreachableEmail(SaleEmail):
+    """To customer service: the seller's order email (or reminder) bounced for good, so the
+    sale would expire unseen. Sent once per suppression."""
+
+    bounce: BounceVars
+
+
+@dataclass(frozen=True, slots=True)
 class MessageVars:
     """A message of the sale's conversation, as the writer wrote it (the new text of an email
     reply, or a form's text)."""
@@ -255,6 +275,7 @@ Context = (
     | SellerCancelEmail
     | TierEmail
     | LoginLinkEmail
+    | SellerUnreachableEmail
     | ConversationEmail
     | CommandResultEmail
 )

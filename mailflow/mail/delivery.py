@@ -68,7 +68,10 @@ class DeliveryWorker:
         retry_base_seconds: float = 30.0,
         give_up_after_hours: float = 96.0,
         poll_seconds: float = IDLE_POLL_SECONDS,
+        return_path: Callable[[int], str] | None = None,
     ) -> None:
+        """``return_path``: the envelope sender of a row (its VERP ``bounce+`` address when
+        inbound mail is on); None: the row's own sender."""
         self.store = store
         self.target = target
         self.clock = clock
@@ -76,6 +79,7 @@ class DeliveryWorker:
         self.retry_base = retry_base_seconds
         self.give_up = timedelta(hours=give_up_after_hours)
         self.poll_seconds = poll_seconds
+        self.return_path = return_path
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._queue: asyncio.Queue[Claimed | None] | None = None
@@ -239,7 +243,8 @@ class DeliveryWorker:
                 error = f"connecting to {self.target.host}:{self.target.port}: {exc}"
                 return self._failure(item, error, permanent=False), None
         try:
-            await smtp.sendmail(item.sender, [item.recipient], item.body)
+            sender = item.sender if self.return_path is None else self.return_path(item.id)
+            await smtp.sendmail(sender, [item.recipient], item.body)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             error = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)

@@ -58,6 +58,7 @@ _CLASSES = (
     contexts.SellerCancelEmail,
     contexts.TierEmail,
     contexts.LoginLinkEmail,
+    contexts.SellerUnreachableEmail,
 )
 
 

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailflow.domain.events import (
+    AddressSuppressed,
     CommandAnswered,
     DeadlineNear,
+    EmailBounced,
     Event,
     LoginLinkRequested,
     MessageWritten,
@@ -35,9 +37,10 @@ from mailflow.services.context import ServiceContext
 from mailflow.store.database import Transaction
 from mailflow.store.records import SaleFacts, SellerRecord
 
-Subject = SaleFacts | SellerRecord
+Subject = SaleFacts | SellerRecord | None
 """What the transaction read about the event's subject: ``SaleFacts`` for a sale's events
-(as the change left it), the seller's record for a seller's."""
+(as the change left it), the seller's record for a seller's; for a bounced email, the sale
+it was about, or None."""
 
 Handler = Callable[[ServiceContext, Transaction, Any, Any], None]
 
@@ -50,6 +53,8 @@ HANDLERS: dict[type[Event], tuple[Handler, ...]] = {
     SellerSuspended: (notify.tier_entered,),
     SellerReinstated: (notify.tier_entered,),
     LoginLinkRequested: (notify.login_link_requested,),
+    EmailBounced: (),
+    AddressSuppressed: (notify.address_suppressed,),
     MessageWritten: (relay.relay,),
     CommandAnswered: (relay.command_answered,),
 }

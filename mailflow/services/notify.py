@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mailflow.domain.events import (
+    AddressSuppressed,
     DeadlineNear,
     LoginLinkRequested,
     SaleCreated,
@@ -24,6 +25,7 @@ from mailflow.domain.conversation import Author
 from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Tier
 from mailflow.domain.sales import Action, deadline_of
 from mailflow.mail.contexts import (
+    BounceVars,
     BuyerVars,
     EventVars,
     LinkVars,
@@ -36,6 +38,7 @@ from mailflow.mail.contexts import (
     SaleOrderEmail,
     SaleVars,
     SellerCancelEmail,
+    SellerUnreachableEmail,
     SellerVars,
     TierEmail,
     as_context,
@@ -65,6 +68,9 @@ NOTICES: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.WITHDRAW: ((BUYER, "buyer_withdrawal_confirmed"),),
 }
 LOGIN_LINK_EMAIL = "seller_login_link"
+UNREACHABLE_EMAIL = "support_seller_unreachable"
+ORDER_EMAILS = frozenset({"seller_new_sale", "seller_deadline_reminder"})
+"""The emails whose bounce leaves a sale unseen: customer service is told."""
 LINK_ACTIONS = ("accept", "refuse", "view")
 
 
@@ -143,7 +149,7 @@ def reply_address(
 ) -> str | None:
     """The ``reply+`` address of the sale's conversation for ``party``, or None when mailflow
     receives no mail (``[inbound]`` disabled)."""
-    if ctx.addresses is None:
+    if not ctx.verp or ctx.addresses is None:
         return None
     return make_reply_address(ctx.addresses, ReplyToken(sale_id, party, commands))
 
@@ -194,7 +200,7 @@ def _to_seller_with_links(ctx: ServiceContext, tx: Transaction, about: SaleFacts
         base.seller,
         base.buyer,
         _links(ctx, about.sale.id),
-        ctx.addresses is not None,
+        ctx.verp and ctx.addresses is not None,
     )
     ctx.outbox.queue(
         tx,
@@ -291,3 +297,28 @@ def login_link_requested(
         valid_minutes=event.valid_minutes,
     )
     ctx.outbox.queue(tx, LOGIN_LINK_EMAIL, _to(about), as_context(context))
+
+
+def address_suppressed(
+    ctx: ServiceContext, tx: Transaction, event: AddressSuppressed, about: SaleFacts | None
+) -> None:
+    """A seller's order email or reminder bounced for good: customer service is told, once
+    (the event comes once per suppression)."""
+    if event.template not in ORDER_EMAILS or about is None:
+        return
+    base = sale_email(ctx, about)
+    context = SellerUnreachableEmail(
+        base.sale,
+        base.order,
+        base.seller,
+        base.buyer,
+        BounceVars(
+            address=event.email,
+            email=event.template,
+            status=event.status,
+            diagnostic=event.diagnostic,
+            at=event.at,
+        ),
+    )
+    support = Recipient("Service client", ctx.support_address, DEFAULT_LOCALE)
+    ctx.outbox.queue(tx, UNREACHABLE_EMAIL, support, as_context(context), sale_id=about.sale.id)

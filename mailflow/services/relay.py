@@ -78,7 +78,7 @@ def command_answered(
         base.seller,
         base.buyer,
         notify.links_of(ctx, about.sale.id),
-        ctx.addresses is not None,
+        ctx.verp and ctx.addresses is not None,
         CommandVars(action=event.action.value, outcome=event.outcome),
     )
     ctx.outbox.queue(

@@ -167,6 +167,9 @@ class OutboxMessage(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     """Set when the email was not rendered as asked: a published template that failed, so
     the shipped one was sent."""
+    bounce_status: str | None = Field(default=None, max_length=16)
+    """The enhanced status code of a bounce (``5.1.1``), when one came back."""
+    bounce_diagnostic: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class OutboxAttempt(SQLModel, table=True):
@@ -178,7 +181,7 @@ class OutboxAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="outbox.id", index=True)
     at: datetime
-    outcome: str = Field(max_length=16)  # "failed", "dead" or "retried"
+    outcome: str = Field(max_length=16)  # "failed", "dead", "retried", "bounced" or "delayed"
     detail: str = Field(sa_column=Column(Text, nullable=False))
 
 
@@ -268,6 +271,43 @@ class LoginLink(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    """A message the inbound SMTP server accepted, one row per recipient, with its verdict
+    and what it became."""
+
+    __tablename__ = "inbound_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(index=True)
+    peer: str = Field(default="", max_length=64)
+    mail_from: str = Field(max_length=320)
+    rcpt_to: str = Field(max_length=320)
+    kind: str = Field(max_length=16)
+    size: int
+    message_id: str = Field(default="", max_length=255)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False))
+    headers: str = Field(sa_column=Column(Text, nullable=False))
+    verdict: str = Field(max_length=16, index=True)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    became: str = Field(default="", sa_column=Column(Text, nullable=False))
+    """What the message became, in words (``outbox 12 bounced; x@y suppressed``)."""
+    outbox_id: int | None = Field(default=None, index=True)
+    sale_id: int | None = Field(default=None, index=True)
+
+
+class Suppression(SQLModel, table=True):
+    """An address mail is not sent to (a hard bounce), until an admin lifts it."""
+
+    __tablename__ = "suppressions"
+
+    email: str = Field(max_length=320, primary_key=True)
+    """Lowercased."""
+    reason: str = Field(max_length=32)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    outbox_id: int | None = None
+    created_at: datetime
 
 
 class ConversationMessage(SQLModel, table=True):

@@ -8,7 +8,7 @@ worker crashed — is claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -23,6 +23,11 @@ from mailflow.store.models import OutboxAttempt, OutboxMessage, table
 QUEUED = "queued"
 SENT = "sent"
 DEAD = "dead"
+BOUNCED = "bounced"
+"""A DSN said the recipient's server refused it for good (``bounce_status``, ``_diagnostic``)."""
+SUPPRESSED = "suppressed"
+"""Held: the recipient is on the suppression list; queued again when it is lifted."""
+STATUSES = (QUEUED, SENT, DEAD, BOUNCED, SUPPRESSED)
 
 _table = table(OutboxMessage)
 _attempts = table(OutboxAttempt)
@@ -127,11 +132,20 @@ class Result:
 
 
 class OutboxStore:
-    def __init__(self, db: Database, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        lease_seconds: float,
+        on_suppressed: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """``on_suppressed``: told the templates of the rows a claim held as suppressed."""
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
+        self.on_suppressed = on_suppressed
 
     def claim(self, limit: int, now: datetime) -> list[Claimed]:
+        """Due rows, leased to the caller; a row to a suppressed address is held as
+        ``suppressed`` in the same transaction instead of being handed out."""
         claim = _claim_statement(limit, not self.db.is_sqlite)
         with self.db.transaction() as session:
             rows = (
@@ -139,7 +153,10 @@ class OutboxStore:
                 .execute(claim, {"b_now": now, "b_lease_until": now + self.lease})
                 .all()
             )
-        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+            held = _hold_suppressed(session, [row[0] for row in rows]) if rows else {}
+        if held and self.on_suppressed is not None:
+            self.on_suppressed(list(held.values()))
+        return sorted((Claimed(*row) for row in rows if row[0] not in held), key=lambda c: c.id)
 
     def record(self, results: Iterable[Result], now: datetime) -> None:
         """Write results, each only if its row is still held by the claim that sent it.
@@ -211,6 +228,95 @@ class OutboxStore:
                 select(func.count()).select_from(_table).where(_c.status == QUEUED)
             ).scalar_one()
             return count
+
+
+def _hold_suppressed(tx: Transaction, ids: list[int]) -> dict[int, str]:
+    """Mark those of ``ids`` whose recipient is suppressed ``suppressed``; their templates."""
+    from mailflow.store.models import Suppression
+
+    listed = select(table(Suppression).c.email)
+    held = tx.connection().execute(
+        update(_table)
+        .where(_c.id.in_(ids), func.lower(_c.recipient).in_(listed.scalar_subquery()))
+        .values(status=SUPPRESSED, lease_until=None)
+        .returning(_c.id, _c.template)
+    )
+    return {int(row_id): template for row_id, template in held}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxFacts:
+    """What an inbound bounce needs to know of the row it names."""
+
+    id: int
+    template: str
+    recipient: str
+    sale_id: int | None
+    status: str
+
+
+def facts(tx: Transaction, row_id: int) -> OutboxFacts | None:
+    row = (
+        tx.connection()
+        .execute(
+            select(_c.id, _c.template, _c.recipient, _c.sale_id, _c.status).where(_c.id == row_id)
+        )
+        .first()
+    )
+    return OutboxFacts(*row) if row is not None else None
+
+
+def mark_bounced(tx: Transaction, row_id: int, status: str, diagnostic: str, at: datetime) -> bool:
+    """The row ``bounced`` with the DSN's status code and diagnostic, unless it already was
+    (a DSN received twice, or by two processes at once: one wins). Whether it changed."""
+    changed = tx.connection().execute(
+        update(_table)
+        .where(_c.id == row_id, _c.status != BOUNCED)
+        .values(
+            status=BOUNCED,
+            bounce_status=status[:16],
+            bounce_diagnostic=diagnostic[:2000],
+            lease_until=None,
+        )
+    )
+    if not changed.rowcount:
+        return False
+    add_attempt(tx, row_id, at, "bounced", f"{status} {diagnostic}"[:2000])
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class SaleEmail:
+    """One email about a sale, as ``GET /api/v1/sales/{id}`` lists it."""
+
+    id: int
+    template: str
+    recipient: str
+    status: str
+    message_id: str
+    bounce_status: str | None
+    bounce_diagnostic: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def of_sale(tx: Transaction, sale_id: int) -> list[SaleEmail]:
+    rows = tx.connection().execute(
+        select(
+            _c.id,
+            _c.template,
+            _c.recipient,
+            _c.status,
+            _c.message_id,
+            _c.bounce_status,
+            _c.bounce_diagnostic,
+            _c.created_at,
+            _c.sent_at,
+        )
+        .where(_c.sale_id == sale_id)
+        .order_by(_c.id)
+    )
+    return [SaleEmail(*row) for row in rows]
 
 
 def add_attempt(tx: Transaction, message_id: int, at: datetime, outcome: str, detail: str) -> None:

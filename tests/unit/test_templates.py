@@ -31,6 +31,7 @@ LINK_KEYS = ("seller_new_sale", "seller_deadline_reminder")
 TRANSITION_KEYS = frozenset(key for notices in notify.NOTICES.values() for _, key in notices)
 MESSAGE_KEYS = ("buyer_sale_cancelled", "support_sale_cancelled")
 LOGIN_KEY = "seller_login_link"
+UNREACHABLE_KEY = "support_seller_unreachable"
 LOGIN_URL = "https://market.example/seller/login/eyJzZWxsZXIiOjcsIm4iOiJxM2cifQ.Zx1a2b.Lk9-login"
 REFUSE_TEXT = {
     "fr": "Cliquez ici si l'article n'est plus disponible",
@@ -111,6 +112,17 @@ def sample_context(
     if key == LOGIN_KEY:
         return login_context()
     settings = settings or PolicySettings()
+    if key == UNREACHABLE_KEY:
+        context = sample_context("seller_new_sale", settings, **sale_overrides)
+        del context["links"]
+        context["bounce"] = {
+            "address": "ventes@librairie-dupont.example",
+            "email": "seller_new_sale",
+            "status": "5.1.1",
+            "diagnostic": "550 5.1.1 ventes@librairie-dupont.example: mailbox unknown",
+            "at": EVENT_AT,
+        }
+        return context
     status, payment_state, reason, actor, channel = STATES[key]
     cancelled = status == "cancelled"
     fields: dict[str, Any] = {
@@ -255,7 +267,7 @@ def test_both_locales_ship_the_same_keys_including_the_cancellation_flow() -> No
     tier_keys = {key for key in TIER_EMAILS.values() if key} | {REINSTATED_EMAIL}
     assert tier_keys <= set(KEYS), "a tier email of the policy has no template files"
     assert set(POLICY_CASES) == tier_keys
-    known = set(STATES) | set(POLICY_CASES) | {LOGIN_KEY}
+    known = set(STATES) | set(POLICY_CASES) | {LOGIN_KEY, UNREACHABLE_KEY}
     assert set(KEYS) <= known, "give the new key a sample context"
 
 

@@ -1,0 +1,172 @@
+"""The inbound SMTP server: aiosmtpd, answering only for the signed addresses mailflow made.
+
+The conversation:
+- ``RCPT TO`` an address that is not ``<kind>+<token>@<inbound.domain>`` of a known kind →
+  ``550 5.1.1``; a token whose signature does not verify → ``550 5.7.1``. Refused at once, so
+  mailflow never accepts what it would have to bounce (no backscatter).
+- More than ``max_recipients`` recipients → ``452 4.5.3`` for the extra ones.
+- A message over ``max_message_bytes`` (announced with ``SIZE`` or sent) → ``552 5.3.4``.
+- Only ``CRLF.CRLF`` ends the data: aiosmtpd reads lines up to CRLF, so a bare LF before a
+  dot is part of the message (no SMTP smuggling).
+- ``250`` only once ``services.inbound.receive`` has committed the message and everything it
+  did; if it cannot, ``451 4.3.0`` and the sender keeps the message and tries again.
+- At most ``max_sessions`` connections at once (one more gets ``421 4.7.0`` and is closed);
+  a client silent for ``timeout_seconds`` is disconnected.
+
+The database work runs in a worker thread, so a slow commit never holds the event loop the
+HTTP server may share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailflow.inbound.addresses import Address, AddressError
+from mailflow.services import inbound
+from mailflow.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+TOO_BIG = "552 5.3.4 Message too big for this system"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+TOO_MANY_SESSIONS = b"421 4.7.0 Too many connections, try again later\r\n"
+NOT_KEPT = "451 4.3.0 Could not keep the message; try again later"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_message_bytes: int = 10 * 1024 * 1024
+    max_recipients: int = 50
+    max_sessions: int = 100
+    timeout_seconds: float = 60.0
+
+
+class InboundHandler:
+    """aiosmtpd's hooks: the recipient check at RCPT, the keeping at DATA."""
+
+    def __init__(self, ctx: ServiceContext, limits: Limits) -> None:
+        self.ctx = ctx
+        self.limits = limits
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        found: list[Address] = getattr(envelope, "mailflow_addresses", [])
+        if len(found) >= self.limits.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        try:
+            # A signature check and a shape check: no database work at RCPT time.
+            recipient = inbound.check_recipient(self.ctx, address)
+        except AddressError as exc:
+            return f"{exc.code} {exc}"
+        found.append(recipient)
+        envelope.mailflow_addresses = found  # type: ignore[attr-defined]
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):  # pragma: no cover - decode_data is off
+            raw = raw.encode("utf-8", "surrogateescape")
+        recipients: list[Address] = getattr(envelope, "mailflow_addresses", [])
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        mail_from = envelope.mail_from or ""
+        if mail_from == "<>":
+            mail_from = ""
+        try:
+            outcomes = await asyncio.to_thread(
+                inbound.receive, self.ctx, mail_from, recipients, bytes(raw), str(peer)
+            )
+        except Exception:
+            # Not kept, so not accepted: the sender keeps the message and retries.
+            log.exception("inbound: could not keep a message")
+            return NOT_KEPT
+        kept = " ".join(str(o.row_id) for o in outcomes)
+        return f"250 2.0.0 Kept as {kept}"
+
+
+class _Sessions:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+
+class InboundSMTP(SMTP):
+    """aiosmtpd's SMTP with mailflow's replies for oversize mail and a cap on sessions."""
+
+    def __init__(self, handler: InboundHandler, sessions: _Sessions, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._sessions = sessions
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._sessions.open >= self._sessions.limit:
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TOO_MANY_SESSIONS)
+            transport.close()
+            return
+        self._sessions.open += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self._sessions.open -= 1
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if text.startswith("552 "):
+            # aiosmtpd's wording ("552 Error: Too much mail data") without the enhanced code.
+            text = TOO_BIG
+        await super().push(text)
+
+
+class InboundServer:
+    """Runs the inbound server on the current event loop, on ``host:port``."""
+
+    def __init__(self, ctx: ServiceContext, host: str, port: int, limits: Limits) -> None:
+        self.handler = InboundHandler(ctx, limits)
+        self.limits = limits
+        self.host = host
+        self.port = port
+        self._sessions = _Sessions(limits.max_sessions)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def open_sessions(self) -> int:
+        return self._sessions.open
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
+
+    def _protocol(self) -> SMTP:
+        return InboundSMTP(
+            self.handler,
+            self._sessions,
+            hostname="mailflow-inbound",
+            ident="mailflow",
+            data_size_limit=self.limits.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=self.limits.timeout_seconds,
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None

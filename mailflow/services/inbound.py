@@ -1,0 +1,129 @@
+"""Receiving mail: is a recipient ours (at ``RCPT TO``), and keeping what arrives.
+
+``KINDS`` is the registry of address kinds: for each (``bounce``, and ``reply`` next), the
+check run at ``RCPT TO`` and the handler run when the message is in. Adding a kind is one
+entry here, its address made with ``ctx.addresses.address(kind, payload)``.
+
+``receive`` runs every recipient's handler and keeps the message with each verdict in one
+transaction: when it returns, the message and all it did are committed (the SMTP server
+answers ``250`` only then).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+from mailflow.inbound.addresses import Address, AddressBook, UnknownAddress
+from mailflow.inbound.bounces import clean
+from mailflow.services import bounces, replies
+from mailflow.services.context import ServiceContext
+from mailflow.services.received import Kind, Received, Verdict
+from mailflow.store import inbound as store
+
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, Kind] = {
+    "bounce": Kind(check=bounces.check, receive=bounces.receive),
+    "reply": Kind(check=replies.check, receive=replies.receive),
+}
+MAX_HEADERS_KEPT = 64 * 1024
+
+
+def address_book(ctx: ServiceContext) -> AddressBook:
+    if ctx.addresses is None:
+        raise RuntimeError("inbound mail is not configured")
+    return ctx.addresses
+
+
+def check_recipient(ctx: ServiceContext, address: str) -> Address:
+    """The kind and payload of ``address``; raises ``UnknownAddress`` (→ 550 5.1.1) or
+    ``BadSignature`` (→ 550 5.7.1)."""
+    found = address_book(ctx).read(address)
+    kind = KINDS.get(found.kind)
+    if kind is None:
+        raise UnknownAddress("no such mailbox")
+    kind.check(ctx, found)
+    return found
+
+
+def parse(raw: bytes) -> EmailMessage:
+    """The message as the handlers read it (the parser never raises on bad input: it notes
+    defects and carries on)."""
+    message = BytesParser(policy=default_policy).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def _header_block(raw: bytes) -> str:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    head = raw[: end if end >= 0 else MAX_HEADERS_KEPT][:MAX_HEADERS_KEPT]
+    return head.decode("utf-8", "replace")
+
+
+def _header(message: EmailMessage, name: str, limit: int) -> str:
+    try:
+        value = message.get(name)
+    except Exception:  # a header the parser's policy cannot decode is kept raw in `headers`
+        return ""
+    return clean(str(value), limit) if value is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    address: Address
+    verdict: Verdict
+    row_id: int
+
+
+def receive(
+    ctx: ServiceContext, mail_from: str, recipients: Sequence[Address], raw: bytes, peer: str
+) -> list[Outcome]:
+    """Run each recipient's handler and keep the message with its verdict, in one
+    transaction; raises only if that transaction fails (then nothing was kept)."""
+    message = parse(raw)
+    headers = _header_block(raw)
+    subject = _header(message, "Subject", 1000)
+    message_id = _header(message, "Message-ID", 255)
+    now = ctx.clock()
+    outcomes = []
+    with ctx.db.transaction() as tx:
+        for address in recipients:
+            received = Received(address, mail_from, peer, raw, message, now)
+            verdict = KINDS[address.kind].receive(ctx, tx, received)
+            row_id = store.add(
+                tx,
+                received_at=now,
+                peer=peer,
+                mail_from=mail_from,
+                rcpt_to=address.address,
+                kind=address.kind,
+                size=len(raw),
+                message_id=message_id,
+                subject=subject,
+                headers=headers,
+                verdict=verdict.verdict,
+                reason=verdict.reason,
+                became=verdict.became,
+                outbox_id=verdict.outbox_id,
+                sale_id=verdict.sale_id,
+            )
+            outcomes.append(Outcome(address, verdict, row_id))
+    for outcome in outcomes:
+        ctx.telemetry.inbound_messages_total.labels(
+            outcome.address.kind, outcome.verdict.verdict
+        ).inc()
+        log.info(
+            "inbound %s to %s: %s %s",
+            outcome.row_id,
+            outcome.address.address,
+            outcome.verdict.verdict,
+            outcome.verdict.reason,
+        )
+    return outcomes
