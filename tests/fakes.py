@@ -48,6 +48,7 @@ class Queued:
     context: dict[str, Any]
     sale_id: int | None
     sender: str | None
+    reply_to: str | None = None
 
 
 @dataclass
@@ -62,8 +63,9 @@ class FakeOutbox:
         context: dict[str, Any],
         sale_id: int | None = None,
         sender: str | None = None,
+        reply_to: str | None = None,
     ) -> int:
-        self.sent.append(Queued(key, to, context, sale_id, sender))
+        self.sent.append(Queued(key, to, context, sale_id, sender, reply_to))
         return len(self.sent)
 
     @property

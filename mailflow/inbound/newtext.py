@@ -136,8 +136,28 @@ def _trimmed(text: str) -> str:
 # --- HTML ---------------------------------------------------------------------------------
 
 _BLOCKS = frozenset(
-    {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-     "pre", "hr", "section", "article", "header", "footer"}
+    {
+        "p",
+        "div",
+        "br",
+        "tr",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+        "hr",
+        "section",
+        "article",
+        "header",
+        "footer",
+    }
 )
 _SKIPPED = frozenset({"script", "style", "head", "title", "blockquote"})
 _QUOTE_CLASSES = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted", "protonmail_quote")

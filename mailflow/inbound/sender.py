@@ -59,7 +59,7 @@ def from_address(message: Message) -> str | None:
     value = values[0]
     addresses = getattr(value, "addresses", None)
     if addresses is not None:
-        found = [a.addr_spec for a in addresses if a.addr_spec]
+        found = [str(a.addr_spec) for a in addresses if a.addr_spec]
     else:
         found = [addr for _name, addr in getaddresses([str(value)]) if addr]
     if len(found) != 1 or found[0].count("@") != 1:
@@ -112,7 +112,8 @@ def dmarc_verdict(message: Message, peer: str | None, trust: Trust) -> str | Non
         parsed = parse_authentication_results(str(value))
         if parsed is None or parsed[0].casefold() != trust.authserv_id.casefold():
             continue
-        return parsed[1].get("dmarc")
+        verdict: str | None = parsed[1].get("dmarc")
+        return verdict
     return None
 
 

@@ -156,10 +156,15 @@ class SaleOrderEmail(SaleEmail):
     """The seller's order emails: the sale and the links to answer it."""
 
     links: LinkVars
-    reply_commands: bool = var(
-        "`bool`: a reply to this email reaches mailflow (`[inbound]` is enabled), so the email "
-        "may tell the seller to answer `REFUSER` (or `ACCEPTER`) instead of clicking",
-        "whether the seller can answer REFUSER / ACCEPTER by email",
+    # ``field`` rather than ``var`` (the same thing), so that type checkers see no default
+    # and let subclasses add groups after it.
+    reply_commands: bool = field(
+        metadata={
+            "doc": "`bool`: a reply to this email reaches mailflow (`[inbound]` is enabled), "
+            "so the email may tell the seller to answer `REFUSER` (or `ACCEPTER`) instead of "
+            "clicking",
+            "short": "whether the seller can answer REFUSER / ACCEPTER by email",
+        }
     )
 
 

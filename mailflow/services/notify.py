@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from mailflow.domain.conversation import Author
 from mailflow.domain.events import (
     AddressSuppressed,
     DeadlineNear,
@@ -21,9 +22,10 @@ from mailflow.domain.events import (
     TierEntered,
     TierEvent,
 )
-from mailflow.domain.conversation import Author
 from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Tier
 from mailflow.domain.sales import Action, deadline_of
+from mailflow.inbound.replyto import ReplyToken
+from mailflow.inbound.replyto import reply_address as make_reply_address
 from mailflow.mail.contexts import (
     BounceVars,
     BuyerVars,
@@ -43,8 +45,6 @@ from mailflow.mail.contexts import (
     TierEmail,
     as_context,
 )
-from mailflow.inbound.replyto import ReplyToken
-from mailflow.inbound.replyto import reply_address as make_reply_address
 from mailflow.mail.formatting import DEFAULT_LOCALE
 from mailflow.mail.outbox import Recipient
 from mailflow.services.context import ServiceContext

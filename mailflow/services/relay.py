@@ -28,7 +28,6 @@ from mailflow.store.database import Transaction
 from mailflow.store.records import SaleFacts
 
 
-
 def _recipient(person: Any) -> Recipient:
     return Recipient(person.name, person.email, person.locale)
 

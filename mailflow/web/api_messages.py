@@ -68,11 +68,11 @@ def sale_messages(sale_id: IdPath, services: ServicesDep) -> list[MessageOut]:
     return [
         MessageOut(
             id=m.id,
-            from_=m.author,  # type: ignore[arg-type]
+            from_=m.author,
             body=m.body,
             received_at=m.received_at,
-            status=m.status,  # type: ignore[arg-type]
-            channel=m.channel,  # type: ignore[arg-type]
+            status=m.status,
+            channel=m.channel,
         )
         for m in conversation.messages(services, sale_id)
     ]

@@ -99,10 +99,7 @@ def test_a_reply_with_only_the_history_has_no_new_text() -> None:
 
 
 def test_a_charset_python_does_not_know_is_read_as_utf8() -> None:
-    raw = (
-        b"From: a@b\r\nContent-Type: text/plain; charset=x-unknown-9\r\n\r\n"
-        b"caf\xc3\xa9\r\n"
-    )
+    raw = b"From: a@b\r\nContent-Type: text/plain; charset=x-unknown-9\r\n\r\ncaf\xc3\xa9\r\n"
     message = BytesParser(policy=default).parsebytes(raw)
     assert new_text(message) == "café"
 
@@ -127,7 +124,7 @@ _HEADERS = st.sampled_from(
         b"Content-Type: multipart/alternative; boundary=b\r\n",
         b"Content-Transfer-Encoding: base64\r\n",
         b"Content-Transfer-Encoding: quoted-printable\r\n",
-        b"Content-Type: text/plain; charset=\"\xff\"\r\n",
+        b'Content-Type: text/plain; charset="\xff"\r\n',
     ]
 )
 
