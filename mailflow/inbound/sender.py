@@ -45,24 +45,29 @@ class Trust:
     require_dmarc: bool = False
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
 def from_address(message: Message) -> str | None:
     """The one address of the ``From`` header, or None when there is not exactly one.
 
-    Read from the raw header, so an encoded-word display name (which may decode to
-    ``x@y <x@y>``) can never pass for an address."""
+    Read from the raw header, encoded words left encoded, so a display name (which may
+    decode to ``x@y <x@y>`` or carry a line break) can never pass for an address, and a name
+    the standard parser refuses does not make the address unreadable."""
     try:
-        values = message.get_all("From") or []
-    except Exception:  # a header the parser's policy cannot build
+        values = [value for name, value in message.raw_items() if name.lower() == "from"]
+    except Exception:  # pragma: no cover - raw_items reads what the parser stored
         return None
     if len(values) != 1:
         return None
-    value = values[0]
-    addresses = getattr(value, "addresses", None)
-    if addresses is not None:
-        found = [str(a.addr_spec) for a in addresses if a.addr_spec]
-    else:
-        found = [addr for _name, addr in getaddresses([str(value)]) if addr]
-    if len(found) != 1 or found[0].count("@") != 1:
+    unfolded = re.sub(r"\r?\n[ \t]", " ", str(values[0]))
+    # An encoded word is only ever a name or a comment (RFC 2047 §5), never the address:
+    # it is left out, whatever ``:``, ``@`` or ``<`` it holds.
+    unfolded = _ENCODED_WORD.sub("name", unfolded)
+    if any(c in unfolded for c in "\r\n\x00"):
+        return None
+    found = [addr for _name, addr in getaddresses([unfolded]) if addr]
+    if len(found) != 1 or found[0].count("@") != 1 or any(c in found[0] for c in " <>,;"):
         return None
     return found[0]
 
