@@ -14,6 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,28 @@ def _body_text(message: Message) -> str:
     return "\n".join(texts)
 
 
-def _heuristic(message: Message) -> Report:
-    from flufl.bounce import all_failures
+def _detected(message: Message) -> tuple[set[Any], set[Any]]:
+    """flufl.bounce's ``all_failures``, except that a detector that breaks on a message (some
+    do, on hostile input) is skipped instead of ending the scan."""
+    from flufl.bounce import _scan
 
-    temporary, permanent = all_failures(message)
+    detectors = getattr(_scan, "_DETECTORS", None)
+    if detectors is None:  # pragma: no cover - another layout of the package
+        temporary, permanent = _scan.all_failures(message)
+        return set(temporary), set(permanent)
+    for detector in detectors:
+        try:
+            temporary, permanent = detector().process(message)
+        except Exception as exc:
+            log.debug("bounce detector %s failed: %s", detector.__name__, exc)
+            continue
+        if temporary or permanent:
+            return set(temporary), set(permanent)
+    return set(), set()
+
+
+def _heuristic(message: Message) -> Report:
+    temporary, permanent = _detected(message)
     if not temporary and not permanent:
         return Report((), standard=False)
     text = _body_text(message)

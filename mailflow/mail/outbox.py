@@ -15,9 +15,9 @@ from mailflow.mail.compose import address, compose, new_message_id, split_addres
 from mailflow.mail.templates import Renderer
 from mailflow.store import outbox as store
 from mailflow.store.database import Transaction
-from mailflow.store.outbox import DEAD, QUEUED, SENT
+from mailflow.store.outbox import BOUNCED, DEAD, QUEUED, SENT, SUPPRESSED
 
-__all__ = ["DEAD", "QUEUED", "SENT", "Outbox", "Recipient"]
+__all__ = ["BOUNCED", "DEAD", "QUEUED", "SENT", "SUPPRESSED", "Outbox", "Recipient"]
 
 
 @dataclass(frozen=True, slots=True)

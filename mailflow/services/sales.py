@@ -35,6 +35,7 @@ from mailflow.services import policy
 from mailflow.services.context import ServiceContext
 from mailflow.services.dispatch import dispatch
 from mailflow.services.errors import Conflict, NotFound
+from mailflow.store import outbox as outbox_store
 from mailflow.store import sales as store
 from mailflow.store.database import Transaction
 from mailflow.store.records import PaymentRecord, SaleFacts, SaleRecord
@@ -356,11 +357,29 @@ def _decimal(cents: int) -> str:
 
 
 def get_sale(ctx: ServiceContext, sale_id: int) -> dict[str, Any]:
+    """The sale as ``sale_view`` shows it, with its emails and their delivery state."""
     with ctx.db.read() as session:
         sale = store.sale(session, sale_id)
         if sale is None:
             raise NotFound(f"no sale {sale_id}")
-        return sale_view(session, sale)
+        return {**sale_view(session, sale), "emails": emails_view(session, sale_id)}
+
+
+def emails_view(tx: Transaction, sale_id: int) -> list[dict[str, Any]]:
+    """The sale's emails: key, recipient, status (``queued|sent|dead|bounced|suppressed``),
+    Message-ID, and the bounce when one came back."""
+    return [
+        {
+            "key": e.template,
+            "to": e.recipient,
+            "status": e.status,
+            "message_id": e.message_id,
+            "bounce": None
+            if e.bounce_status is None
+            else {"status": e.bounce_status, "diagnostic": e.bounce_diagnostic or ""},
+        }
+        for e in outbox_store.of_sale(tx, sale_id)
+    ]
 
 
 def facts_of(tx: Transaction, sale_id: int) -> SaleFacts:

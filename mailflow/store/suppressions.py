@@ -48,9 +48,10 @@ def add(
         "created_at": at,
     }
     dialect = postgresql if tx.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_table).values(**values).on_conflict_do_nothing()
-    result = tx.connection().execute(statement)
-    return bool(result.rowcount)
+    statement = (
+        dialect.insert(_table).values(**values).on_conflict_do_nothing().returning(_table.c.email)
+    )
+    return tx.connection().execute(statement).first() is not None
 
 
 def get(tx: Transaction, email: str) -> SuppressionRecord | None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailflow.mail.outbox import DEAD, QUEUED, SENT
+from mailflow.mail.outbox import BOUNCED, DEAD, QUEUED, SENT, SUPPRESSED
 from mailflow.services import console
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
@@ -144,7 +144,8 @@ def outbox_page(
     status: str = "",
     page: int | None = None,
 ) -> HTMLResponse:
-    status = status if status in (QUEUED, SENT, DEAD) else ""
+    shown = (QUEUED, SENT, DEAD, BOUNCED, SUPPRESSED)
+    status = status if status in shown else ""
     return render(
         request,
         "admin/outbox.html.j2",
@@ -152,7 +153,7 @@ def outbox_page(
         found=console.list_outbox(ctx, status or None, page=page_number(page)),
         counts=console.outbox_counts(ctx),
         status=status,
-        statuses=(QUEUED, SENT, DEAD),
+        statuses=shown,
     )
 
 

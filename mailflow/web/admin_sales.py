@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.schemas import WithdrawIn
-from mailflow.services import console, policy, sales, sellers
+from mailflow.services import console, policy, sales, sellers, suppressions
 from mailflow.services.actions import Action, Actor, Channel, SaleStatus, possible
 from mailflow.services.context import ServiceContext
 from mailflow.services.errors import Conflict
@@ -79,6 +79,7 @@ def seller_page(
         seller["name"],
         seller=seller,
         stats=policy.stats(ctx, seller_id),
+        unreachable=suppressions.suppression_of(ctx, seller["email"]),
     )
 
 
