@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from mailflow.domain.conversation import MAX_BODY, Author, MessageStatus, command_of
+from mailflow.domain.conversation import MAX_BODY as MAX_BODY
+from mailflow.domain.conversation import Author as Author
+from mailflow.domain.conversation import MessageStatus, command_of
 from mailflow.domain.events import CommandAnswered, MessageWritten
 from mailflow.domain.sales import Action, Actor, Channel
 from mailflow.services.context import ServiceContext

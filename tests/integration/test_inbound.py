@@ -429,7 +429,7 @@ HOSTILE: list[bytes] = [
     b"Content-Type: text/plain; charset=x-unknown-charset\r\n"
     b"Content-Transfer-Encoding: base64\r\n\r\n@@@@not*base64\r\n",
     b"X-Long: " + b"a" * 900 + b"\r\nSubject: \xe9t\xe9 \xc3\x28\r\n\r\nbody\r\n",
-    b"Content-Type: multipart/mixed; boundary=\"" + b"x" * 200 + b"\"\r\n\r\n" + b"--x\r\n" * 50,
+    b'Content-Type: multipart/mixed; boundary="' + b"x" * 200 + b'"\r\n\r\n' + b"--x\r\n" * 50,
     b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n" * 20,
     "Subject: 日本語のバウンス\r\nFrom: postmaster@例え.jp\r\n\r\n550 5.1.1 échec\r\n".encode(),
 ]
@@ -467,4 +467,3 @@ def test_sessions_past_the_limit_are_turned_away_and_silent_ones_time_out(
         fourth = socket.create_connection(("127.0.0.1", port), timeout=5)
         assert fourth.makefile("rb").readline().startswith(b"220")
         fourth.close()
-
