@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from mailflow.domain.conversation import command_of
 from mailflow.domain.sales import Action
+from mailflow.inbound.autoreply import is_auto_reply
 from mailflow.inbound.newtext import MAX_CHARS, extract, html_to_text, new_text
+from mailflow.inbound.sender import Trust, check
 
 GMAIL_FR = (
     "Bonjour,\r\n\r\nJe peux l'expédier demain matin en lettre suivie.\r\n\r\n"
@@ -120,6 +122,8 @@ def test_command_words() -> None:
 _HEADERS = st.sampled_from(
     [
         b"",
+        b"Authentication-Results: mx; dmarc=pass\r\nFrom: =?utf-8?q?a=0Ab?= <a@b>\r\n",
+        b"Auto-Submitted: =?utf-8?b?/w==?=\r\nFrom: <>\r\n",
         b"Content-Type: text/html; charset=utf-8\r\n",
         b"Content-Type: multipart/alternative; boundary=b\r\n",
         b"Content-Transfer-Encoding: base64\r\n",
@@ -137,6 +141,9 @@ def test_random_inbound_bytes_never_raise(headers: bytes, body: bytes, text: str
     result = new_text(message)
     assert isinstance(result, str)
     assert len(result) <= MAX_CHARS
+    # The whole reading of a reply: automatic or not, the sender check, never an exception.
+    is_auto_reply(message, "x@y")
+    check(message, "x@y", "127.0.0.1", Trust(("127.0.0.1/32",), "mx", require_dmarc=True))
 
 
 @settings(max_examples=100, deadline=None)
