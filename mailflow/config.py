@@ -103,7 +103,7 @@ class SmtpSettings(_Section):
     give_up_after_hours: float = Field(96, gt=0)
     lease_seconds: float = Field(120, gt=0)
     timeout_seconds: float = Field(30, gt=0)
-    embedded_bounce_pattern: str = "*@bounce.test"
+    embedded_bounce_pattern: str = "*@bounce.example"
     """Embedded mode: mail to a matching address (``fnmatch``, case-insensitive) is refused by
     the inbox the way a relay would, with a DSN sent back to the VERP address; empty: none."""
 

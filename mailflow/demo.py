@@ -12,6 +12,9 @@ SELLERS = [
     SellerIn(name="Librairie Dupont", email="vendeur@librairie-dupont.example", locale="fr"),
     SellerIn(name="Bob's Records", email="bob@records.example", locale="en"),
 ]
+UNREACHABLE = SellerIn(name="Boutique Fermée", email="ancienne-adresse@bounce.example", locale="fr")
+"""A seller whose address matches ``smtp.embedded_bounce_pattern``: the embedded inbox bounces
+the order email, and customer service is told the seller is unreachable."""
 BUYERS = [
     BuyerIn(name="Camille Martin", email="camille.martin@example.org", locale="fr"),
     BuyerIn(name="Alex Smith", email="alex.smith@example.org", locale="en"),
@@ -42,4 +45,14 @@ def seed(ctx: ServiceContext, run: str) -> list[int]:
         order = OrderIn(external_id=f"DEMO-{run}-{n + 1}", buyer=buyer, items=items)
         result = orders.place_order(ctx, order, None)
         sale_ids += [s["id"] for s in result.body["sales"]]
+    closed = sellers.create_seller(ctx, UNREACHABLE)["id"]
+    item = ItemIn(
+        seller_id=closed,
+        sku="LIV-003",
+        title="Nadja, André Breton",
+        quantity=1,
+        unit_price=Decimal("8.50"),
+    )
+    order = OrderIn(external_id=f"DEMO-{run}-bounce", buyer=BUYERS[0], items=[item])
+    sale_ids += [s["id"] for s in orders.place_order(ctx, order, None).body["sales"]]
     return sale_ids

@@ -57,7 +57,16 @@ def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) ->
 
 
 def inbox_server(system: System) -> InboxServer:
-    return InboxServer(system.db, system.clock, "127.0.0.1", system.settings.smtp.embedded_port)
+    smtp, inbound = system.settings.smtp, system.settings.inbound
+    back = (inbound.domain, (inbound.host, inbound.port)) if inbound.enabled else None
+    return InboxServer(
+        system.db,
+        system.clock,
+        "127.0.0.1",
+        smtp.embedded_port,
+        bounce_pattern=smtp.embedded_bounce_pattern,
+        return_paths=back,
+    )
 
 
 def inbound_server(

@@ -467,3 +467,34 @@ def test_sessions_past_the_limit_are_turned_away_and_silent_ones_time_out(
         fourth = socket.create_connection(("127.0.0.1", port), timeout=5)
         assert fourth.makefile("rb").readline().startswith(b"220")
         fourth.close()
+
+
+def test_random_bytes_into_the_real_server_never_crash_it(
+    api: TestClient, system: System, relay: tuple[RelayHandler, int], inbound: int
+) -> None:
+    """Property: whatever bytes a client sends as a message, the server answers (kept, or a
+    line too long) and goes on serving: no 451 (a failure to keep), no dropped session."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    handler, _ = relay
+    _, _, verp, _ = sent_order(api, system, handler)
+    with smtplib.SMTP("127.0.0.1", inbound, timeout=10) as client:
+        client.ehlo("relay.example")
+
+        @settings(
+            max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        @given(st.binary(max_size=2000) | st.text(max_size=500).map(lambda t: t.encode()))
+        def one_message(raw: bytes) -> None:
+            assert client.mail("")[0] == 250
+            assert client.rcpt(verp)[0] == 250
+            code, reply = client.data(raw)
+            assert code in (250, 500), reply
+            if code != 250:
+                client.rset()
+            assert client.noop()[0] == 250
+
+        one_message()
+    verdicts = {r.verdict for r in received(system)}
+    assert verdicts and verdicts <= {"ignored", "unreadable", "bounced", "delayed", "duplicate"}

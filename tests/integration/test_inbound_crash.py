@@ -1,0 +1,114 @@
+"""A real ``mailflow inbound serve`` killed with SIGKILL while clients are in the middle of
+DATA: every message it answered ``250`` is in the database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import smtplib
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailflow.inbound.addresses import AddressBook
+from mailflow.store.database import Database
+from mailflow.store.models import InboundMessage
+from tests.integration.test_crash import SECRET, _write_config, mailflow
+from tests.support import free_port
+
+pytestmark = pytest.mark.postgres
+
+DOMAIN = "bounces.test"
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+                sock.makefile("rb") as greeting,
+            ):
+                if greeting.readline().startswith(b"220"):
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answers on port {port}")
+
+
+def test_sigkill_in_the_middle_of_data_loses_nothing_answered_250(
+    db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = _write_config(
+        tmp_path,
+        db_url,
+        "",
+        'mode = "relay"\nport = 2',
+    )
+    with config.open("a") as file:
+        file.write(f'\n[inbound]\nenabled = true\ndomain = "{DOMAIN}"\nport = {port}\n')
+    book = AddressBook([SECRET], DOMAIN, ["bounce"])
+    accepted: list[int] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def client(offset: int) -> None:
+        n = offset
+        while not stop.is_set():
+            n += 4
+            to = book.bounce_address(n)
+            body = f"Subject: dsn {n}\r\n\r\n" + "line of a bounce\r\n" * 200
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+                    smtp.ehlo("relay.example")
+                    smtp.mail("")
+                    smtp.rcpt(to)
+                    code, reply = smtp.data(body.encode())
+            except (OSError, smtplib.SMTPException) as exc:
+                errors.append(str(exc))
+                return
+            if code == 250:
+                accepted.extend(int(i) for i in reply.decode().split("Kept as ", 1)[1].split())
+
+    with mailflow("inbound", "serve", "--config", str(config), cwd=tmp_path) as proc:
+        _wait_for_port(port)
+        # One client stays in the middle of DATA when the kill comes.
+        stuck = socket.create_connection(("127.0.0.1", port), timeout=5)
+        reader = stuck.makefile("rb")
+        reader.readline()
+        for line in (b"EHLO x\r\n", b"MAIL FROM:<>\r\n"):
+            stuck.sendall(line)
+            while reader.readline()[3:4] == b"-":
+                pass
+        stuck.sendall(f"RCPT TO:<{book.bounce_address(999_999)}>\r\n".encode())
+        assert reader.readline().startswith(b"250")
+        stuck.sendall(b"DATA\r\n")
+        assert reader.readline().startswith(b"354")
+        stuck.sendall(b"Subject: never finished\r\n\r\nhalf a mess")
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while len(accepted) < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        reader.close()
+        stuck.close()
+    assert len(accepted) >= 12, errors
+    db = Database.from_url(db_url)
+    try:
+        with db.read() as session:
+            rows = session.execute(select(InboundMessage.id, InboundMessage.subject)).all()
+    finally:
+        db.dispose()
+    kept = {row_id for row_id, _ in rows}
+    assert set(accepted) <= kept
+    assert "never finished" not in {subject for _, subject in rows}
