@@ -145,29 +145,31 @@ def take_reply(
     *,
     commands: bool,
     source: str | None,
-) -> Taken:
+) -> tuple[Taken, str]:
     """A reply by email that passed the sender check, in the inbound transaction ``tx``:
     ``text`` is its new text, ``commands`` whether it answers an order email, ``source`` its
-    Message-ID (so a second delivery changes nothing)."""
+    Message-ID (so a second delivery changes nothing). What became of it, and for a command
+    its outcome (``refuse: done``)."""
     about = facts_of(tx, sale_id)
     if source is not None and store.seen(tx, sale_id, source):
-        return Taken.DUPLICATE
+        return Taken.DUPLICATE, ""
     text = text.strip()[:MAX_BODY]
     action = command_of(text) if commands and author is Author.SELLER else None
     if action is not None:
         if _add(ctx, tx, about, author, text, CHANNEL_EMAIL, MessageStatus.COMMAND, source) is None:
-            return Taken.DUPLICATE
-        _command(ctx, tx, about, action)
-        return Taken.COMMAND
+            return Taken.DUPLICATE, ""
+        outcome = _command(ctx, tx, about, action)
+        return Taken.COMMAND, f"{action.value}: {outcome}"
     if not text:
-        return Taken.EMPTY
+        return Taken.EMPTY, ""
     if _add(ctx, tx, about, author, text, CHANNEL_EMAIL, MessageStatus.RELAYED, source) is None:
-        return Taken.DUPLICATE
-    return Taken.RELAYED
+        return Taken.DUPLICATE, ""
+    return Taken.RELAYED, ""
 
 
-def _command(ctx: ServiceContext, tx: Transaction, about: SaleFacts, action: Action) -> None:
-    """The seller's command: the same transition as a click, channel ``email-reply``."""
+def _command(ctx: ServiceContext, tx: Transaction, about: SaleFacts, action: Action) -> str:
+    """The seller's command: the same transition as a click, channel ``email-reply``; its
+    outcome (``done``, ``already``, ``impossible``)."""
     try:
         applied = transition_in(
             ctx, tx, about, action, actor=Actor.SELLER, channel=Channel.EMAIL_REPLY
@@ -180,3 +182,4 @@ def _command(ctx: ServiceContext, tx: Transaction, about: SaleFacts, action: Act
     after = facts_of(tx, about.sale.id) if applied is None else applied.facts
     event = CommandAnswered(about.sale.id, action, outcome, ctx.clock())
     dispatch(ctx, tx, (event,), after)
+    return outcome

@@ -69,7 +69,7 @@ def receive(ctx: ServiceContext, tx: Transaction, received: Received) -> Verdict
     if failure is not None:
         return Verdict("rejected", failure.value, sale_id=sale_id)
     text = new_text(received.message)
-    taken = conversation.take_reply(
+    taken, detail = conversation.take_reply(
         ctx,
         tx,
         sale_id,
@@ -80,7 +80,7 @@ def receive(ctx: ServiceContext, tx: Transaction, received: Received) -> Verdict
     )
     became = {
         conversation.Taken.RELAYED: f"message from the {token.party.value}, relayed",
-        conversation.Taken.COMMAND: "email command",
+        conversation.Taken.COMMAND: f"email command, {detail}",
         conversation.Taken.EMPTY: "nothing new in the reply",
         conversation.Taken.DUPLICATE: "already received",
     }[taken]

@@ -375,6 +375,11 @@ def test_refuser_refuses_once_even_delivered_twice_and_answers_the_seller(
     [refusal] = [e for e in sale["events"] if e["action"] == "refuse"]
     assert (refusal["actor"], refusal["channel"]) == ("seller", "email-reply")
     assert _verdicts(system) == [("command", ""), ("duplicate", "")]
+    with system.db.read() as tx:
+        became = tx.execute(
+            select(InboundMessage.became).order_by(InboundMessage.id)  # type: ignore[call-overload]
+        ).scalars()
+        assert list(became)[-2:] == ["email command, refuse: done", "already received"]
     deliver(system)
     keys = [m["X-Mailflow-Template"] for m in relay[0].messages()]
     assert keys.count("seller_command_result") == 1
