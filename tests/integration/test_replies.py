@@ -458,3 +458,40 @@ def test_the_messages_api_is_typed_and_answers_404_and_401(api: TestClient, syst
     schema = api.get("/openapi.json").json()
     route = schema["paths"]["/api/v1/sales/{sale_id}/messages"]["get"]
     assert {"200", "401", "404", "422"} <= set(route["responses"])
+
+
+def test_random_bytes_to_a_reply_address_never_fail_the_server(
+    api: TestClient, system: System, relay: tuple[RelayHandler, int], inbound: int
+) -> None:
+    """Property: whatever follows a seller's own From header, the real server keeps the
+    message (or refuses a line too long) and goes on serving; never a 451 (a failure to
+    keep), and every verdict is one of the reply kind's."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    seller, _buyer, sale_id = _sale(api)
+    reply_to = str(_delivered(system, relay[0], "seller_new_sale", seller["email"])["Reply-To"])
+    head = f"From: {seller['email']}\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", inbound, timeout=10) as client:
+        client.ehlo("relay.example")
+
+        @settings(
+            max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        @given(
+            st.sampled_from([b"", b"Content-Type: text/html\r\n", b"\r\n"]),
+            st.binary(max_size=1500) | st.text(max_size=400).map(lambda t: t.encode()),
+        )
+        def one_message(headers: bytes, body: bytes) -> None:
+            assert client.mail("someone@mail.example")[0] == 250
+            assert client.rcpt(reply_to)[0] == 250
+            code, reply = client.data(head + headers + body)
+            assert code in (250, 500), reply
+            if code != 250:
+                client.rset()
+            assert client.noop()[0] == 250
+
+        one_message()
+    verdicts = {verdict for verdict, _ in _verdicts(system)}
+    assert verdicts <= {"relayed", "command", "empty", "duplicate", "rejected", "ignored"}
+    assert api.get(f"/api/v1/sales/{sale_id}/messages").status_code == 200
