@@ -169,6 +169,7 @@ def preview_context(ctx: ServiceContext, tx: Transaction, about: SaleFacts) -> d
     ``about``: the sale with its parties, as ``tx`` read them."""
     context = sale_context(ctx, about)
     context["links"] = as_context(_links(ctx, about.sale.id))
+    context["reply_commands"] = ctx.verp and ctx.addresses is not None
     context["payment"] = as_context(_payment(about))
     last = sale_store.last_event(tx, about.sale.id)
     if last is not None:
