@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 from mailflow.bootstrap import System
-from mailflow.inbound.server import InboundServer, Limits
+from mailflow.inbound.server import InboundServer
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
@@ -69,25 +69,6 @@ def inbox_server(system: System) -> InboxServer:
     )
 
 
-def inbound_server(
-    system: System, host: str | None = None, port: int | None = None
-) -> InboundServer:
-    """The inbound SMTP server of ``[inbound]`` (bounces, replies); ``host``/``port`` override."""
-    s = system.settings.inbound
-    limits = Limits(s.max_message_bytes, s.max_recipients, s.max_sessions, s.timeout_seconds)
-    return InboundServer(system.services, host or s.host, port or s.port, limits)
-
-
-async def receive_mail(server: InboundServer, stop: asyncio.Event) -> None:
-    """The inbound server, started by the caller (so a taken port fails the start), until
-    ``stop``."""
-    log.info("inbound SMTP listening on %s:%s", server.host, server.port)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-
-
 async def sweep_forever(system: System, stop: asyncio.Event) -> None:
     """Deadlines and reminders, every ``policy.sweep_every_seconds``, until ``stop``."""
     every = system.settings.policy.sweep_every_seconds
@@ -130,12 +111,12 @@ async def serve(
     if inbox is not None:
         await inbox.start()
         log.info("embedded inbox listening on 127.0.0.1:%s", settings.smtp.embedded_port)
-    inbound = inbound_server(system) if settings.inbound.enabled else None
+    inbound = InboundServer.of(system) if settings.inbound.enabled else None
     if inbound is not None:
-        await inbound.start()
+        await inbound.start()  # before the tasks: a taken port stops the start
     tasks = _tasks(system, stop)
     if inbound is not None:
-        tasks.append(asyncio.create_task(receive_mail(inbound, stop)))
+        tasks.append(asyncio.create_task(inbound.serve_until(stop)))
     # http "auto": httptools when installed (uvicorn[standard]), else h11. The loop is the
     # one ``run`` made, uvloop when installed.
     config = uvicorn.Config(
@@ -189,9 +170,9 @@ async def inbound_only(system: System, host: str | None, port: int | None) -> No
     """``mailflow inbound serve``: the inbound server alone, until SIGINT/SIGTERM."""
     stop = asyncio.Event()
     _on_signals(asyncio.get_running_loop(), stop.set)
-    server = inbound_server(system, host, port)
+    server = InboundServer.of(system, host, port)
     await server.start()
-    await receive_mail(server, stop)
+    await server.serve_until(stop)
 
 
 def serve_processes(system: System, workers: int, config_path: str | None) -> None:

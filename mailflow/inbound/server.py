@@ -26,6 +26,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailflow.bootstrap import System
 from mailflow.inbound.addresses import Address, AddressError
 from mailflow.services import inbound
 from mailflow.services.context import ServiceContext
@@ -44,6 +45,9 @@ class Limits:
     max_recipients: int = 50
     max_sessions: int = 100
     timeout_seconds: float = 60.0
+    receivers: int = 2
+    """Messages being kept at once (the others wait, in order): the inbound server never
+    takes more than this many of the database's writer turns from the HTTP side."""
 
 
 class InboundHandler:
@@ -52,6 +56,7 @@ class InboundHandler:
     def __init__(self, ctx: ServiceContext, limits: Limits) -> None:
         self.ctx = ctx
         self.limits = limits
+        self._receivers: asyncio.Semaphore | None = None
 
     async def handle_RCPT(
         self,
@@ -84,10 +89,13 @@ class InboundHandler:
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
+        if self._receivers is None:  # made on the server's loop
+            self._receivers = asyncio.Semaphore(self.limits.receivers)
         try:
-            outcomes = await asyncio.to_thread(
-                inbound.receive, self.ctx, mail_from, recipients, bytes(raw), str(peer)
-            )
+            async with self._receivers:
+                outcomes = await asyncio.to_thread(
+                    inbound.receive, self.ctx, mail_from, recipients, bytes(raw), str(peer)
+                )
         except Exception:
             # Not kept, so not accepted: the sender keeps the message and retries.
             log.exception("inbound: could not keep a message")
@@ -164,6 +172,21 @@ class InboundServer:
             decode_data=False,
             timeout=self.limits.timeout_seconds,
         )
+
+    @classmethod
+    def of(cls, system: System, host: str | None = None, port: int | None = None) -> InboundServer:
+        """The server ``[inbound]`` describes; ``host``/``port`` override it."""
+        s = system.settings.inbound
+        limits = Limits(s.max_message_bytes, s.max_recipients, s.max_sessions, s.timeout_seconds)
+        return cls(system.services, host or s.host, port or s.port, limits)
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve (once started: a taken port fails ``start``) until ``stop`` is set."""
+        log.info("inbound SMTP listening on %s:%s", self.host, self.port)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -45,13 +45,13 @@ def receive(ctx: ServiceContext, tx: Transaction, received: Received) -> Verdict
         return Verdict("unknown", f"no outbox message {row_id}")
     ids = _Ids(row.id, row.sale_id)
     try:
-        report = reader.read(received.message)
+        report = reader.read(received.parsed)
     except reader.UnreadableBounce as exc:
         return Verdict("unreadable", str(exc), "", *ids)
     if not report.failures:
         # A DSN comes from <>; an auto-reply (a vacation notice sent to the Return-Path)
         # is told by its headers alone.
-        auto = is_auto_reply(received.message, received.mail_from or "MAILER-DAEMON")
+        auto = is_auto_reply(received.parsed, received.mail_from or "MAILER-DAEMON")
         reason = f"auto-reply ({auto})" if auto else "not a delivery status notification"
         return Verdict("ignored", reason, "", *ids)
     if report.permanent:
@@ -74,7 +74,6 @@ def _bounced(
     detail = f"{failure.status} {failure.diagnostic}"
     if not outbox_store.mark_bounced(tx, row.id, failure.status, failure.diagnostic, at):
         return Verdict("duplicate", detail, f"outbox {row.id} was already bounced", *ids)
-    ctx.telemetry.emails_total.labels(row.template, "bounced").inc()
     # VERP names the row, so the address to suppress is the row's, whatever the DSN
     # calls it (a forwarding address, or none).
     new = suppressions.add(
@@ -108,4 +107,4 @@ def _bounced(
     became = f"outbox {row.id} bounced; {row.recipient} " + (
         "suppressed" if new else "was already suppressed"
     )
-    return Verdict("bounced", detail, became, *ids)
+    return Verdict("bounced", detail, became, *ids, email_outcome="bounced", template=row.template)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
+from email.header import decode_header, make_header
+from email.message import Message
 
 from mailflow.inbound.addresses import Address, AddressBook, UnknownAddress
 from mailflow.inbound.bounces import clean
@@ -51,14 +50,6 @@ def check_recipient(ctx: ServiceContext, address: str) -> Address:
     return found
 
 
-def parse(raw: bytes) -> EmailMessage:
-    """The message as the handlers read it (the parser never raises on bad input: it notes
-    defects and carries on)."""
-    message = BytesParser(policy=default_policy).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
 def _header_block(raw: bytes) -> str:
     end = raw.find(b"\r\n\r\n")
     if end < 0:
@@ -67,12 +58,15 @@ def _header_block(raw: bytes) -> str:
     return head.decode("utf-8", "replace")
 
 
-def _header(message: EmailMessage, name: str, limit: int) -> str:
+def _header(message: Message, name: str, limit: int) -> str:
+    """A header as words (RFC 2047 decoded when it can be), one line."""
     try:
         value = message.get(name)
-    except Exception:  # a header the parser's policy cannot decode is kept raw in `headers`
-        return ""
-    return clean(str(value), limit) if value is not None else ""
+        if value is None:
+            return ""
+        return clean(str(make_header(decode_header(str(value)))), limit)
+    except Exception:  # a header too broken to decode is kept raw in `headers`
+        return clean(str(message.get(name, "")), limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +81,16 @@ def receive(
 ) -> list[Outcome]:
     """Run each recipient's handler and keep the message with its verdict, in one
     transaction; raises only if that transaction fails (then nothing was kept)."""
-    message = parse(raw)
-    headers = _header_block(raw)
-    subject = _header(message, "Subject", 1000)
-    message_id = _header(message, "Message-ID", 255)
     now = ctx.clock()
+    first = Received(recipients[0], mail_from, peer, raw, now) if recipients else None
+    headers = _header_block(raw)
+    subject = _header(first.parsed, "Subject", 1000) if first else ""
+    message_id = _header(first.parsed, "Message-ID", 255) if first else ""
     outcomes = []
     with ctx.db.transaction() as tx:
         for address in recipients:
-            received = Received(address, mail_from, peer, raw, message, now)
+            assert first is not None
+            received = first.to(address)
             verdict = KINDS[address.kind].receive(ctx, tx, received)
             row_id = store.add(
                 tx,
@@ -116,9 +111,10 @@ def receive(
             )
             outcomes.append(Outcome(address, verdict, row_id))
     for outcome in outcomes:
-        ctx.telemetry.inbound_messages_total.labels(
-            outcome.address.kind, outcome.verdict.verdict
-        ).inc()
+        verdict = outcome.verdict
+        ctx.telemetry.inbound_messages_total.labels(outcome.address.kind, verdict.verdict).inc()
+        if verdict.email_outcome is not None and verdict.template is not None:
+            ctx.telemetry.emails_total.labels(verdict.template, verdict.email_outcome).inc()
         log.info(
             "inbound %s to %s: %s %s",
             outcome.row_id,

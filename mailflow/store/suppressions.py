@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,11 +49,15 @@ def add(
         "outbox_id": outbox_id,
         "created_at": at,
     }
-    dialect = postgresql if tx.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(_table).values(**values).on_conflict_do_nothing().returning(_table.c.email)
-    )
-    return tx.connection().execute(statement).first() is not None
+    statement = _insert_if_absent(tx.get_bind().dialect.name)
+    return tx.connection().execute(statement, values).first() is not None
+
+
+@lru_cache(maxsize=4)
+def _insert_if_absent(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING email``, built once per dialect."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(_table).on_conflict_do_nothing().returning(_table.c.email)
 
 
 def get(tx: Transaction, email: str) -> SuppressionRecord | None:

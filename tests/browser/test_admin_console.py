@@ -559,6 +559,8 @@ class TestAccessibility:
             "/admin/inbox",
             "/admin/inbox/1?view=raw",
             "/admin/inbox/1?view=links",
+            "/admin/bounces",
+            "/admin/suppressions",
         ):
             tab.go(path)
             if path == EDIT:
@@ -594,6 +596,8 @@ class TestOnAPhone:
             "/admin/outbox",
             f"/admin/outbox/{console.dead_message}?view=raw",
             "/admin/inbox",
+            "/admin/bounces",
+            "/admin/suppressions",
         ):
             tab.go(path)
             no_sideways_scroll(page)

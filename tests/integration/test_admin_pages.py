@@ -189,6 +189,9 @@ PAGES = [
     "/admin/inbox/1",
     "/admin/inbox/1/html",
     "/admin/inbox/1/message.eml",
+    "/admin/bounces",
+    "/admin/bounces/1",
+    "/admin/suppressions",
 ]
 ACTIONS = [
     f"{EDIT}/draft",
@@ -200,6 +203,7 @@ ACTIONS = [
     "/admin/sales/1/withdraw",
     "/admin/sales/1/messages",
     "/admin/outbox/1/retry",
+    "/admin/suppressions/lift",
 ]
 
 

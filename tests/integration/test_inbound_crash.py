@@ -112,3 +112,58 @@ def test_sigkill_in_the_middle_of_data_loses_nothing_answered_250(
     kept = {row_id for row_id, _ in rows}
     assert set(accepted) <= kept
     assert "never finished" not in {subject for _, subject in rows}
+
+
+def test_serve_runs_the_inbound_server_when_enabled_and_stops_on_sigterm(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    http_port, smtp_port = free_port(), free_port()
+    config = _write_config(
+        tmp_path, sqlite_url, f'host = "127.0.0.1"\nport = {http_port}', 'mode = "relay"\nport = 2'
+    )
+    with config.open("a") as file:
+        file.write(f'\n[inbound]\nenabled = true\ndomain = "{DOMAIN}"\nport = {smtp_port}\n')
+    book = AddressBook([SECRET], DOMAIN, ["bounce"])
+    with mailflow("serve", "--config", str(config), cwd=tmp_path) as proc:
+        _wait_for_port(smtp_port)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+            smtp.ehlo("relay.example")
+            smtp.mail("")
+            assert smtp.rcpt(f"postmaster@{DOMAIN}")[0] == 550
+            assert smtp.rcpt(book.bounce_address(1))[0] == 250
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "inbound", "words"),
+    [
+        ([], "enabled = true", "say what to do"),
+        (["serve"], "enabled = false", "inbound.enabled is false"),
+        (["serve", "--port", "0"], "enabled = true", "--port must be between 1 and 65535"),
+    ],
+)
+def test_inbound_serve_refuses_what_it_cannot_do_with_status_2(
+    sqlite_url: str, tmp_path: Path, args: list[str], inbound: str, words: str
+) -> None:
+    config = _write_config(tmp_path, sqlite_url, "", 'mode = "relay"\nport = 2')
+    with config.open("a") as file:
+        file.write(f"\n[inbound]\n{inbound}\n")
+    with mailflow("inbound", *args, "--config", str(config), cwd=tmp_path) as proc:
+        assert proc.wait(30) == 2
+    log = "\n".join(p.read_text() for p in tmp_path.glob("inbound-*.log"))
+    assert words in log
+
+
+def test_inbound_serve_on_a_taken_port_says_so(sqlite_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _write_config(tmp_path, sqlite_url, "", 'mode = "relay"\nport = 2')
+        with config.open("a") as file:
+            file.write(f"\n[inbound]\nenabled = true\nport = {port}\n")
+        with mailflow("inbound", "serve", "--config", str(config), cwd=tmp_path) as proc:
+            assert proc.wait(30) == 2
+    log = "\n".join(p.read_text() for p in tmp_path.glob("inbound-*.log"))
+    assert "cannot listen" in log and "Traceback" not in log

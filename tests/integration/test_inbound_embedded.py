@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from mailflow import runner
 from mailflow.bootstrap import System
+from mailflow.inbound.server import InboundServer
 from mailflow.store.models import InboundMessage, InboxMessage, OutboxMessage
 from tests import factories
 from tests.conftest import API_TOKEN
@@ -29,7 +30,7 @@ def inbox_and_inbound(system: System) -> Iterator[None]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     inbox = runner.inbox_server(system)
-    inbound = runner.inbound_server(system) if system.settings.inbound.enabled else None
+    inbound = InboundServer.of(system) if system.settings.inbound.enabled else None
     asyncio.run_coroutine_threadsafe(inbox.start(), loop).result(10)
     if inbound is not None:
         asyncio.run_coroutine_threadsafe(inbound.start(), loop).result(10)
