@@ -148,3 +148,19 @@ class TestSenderCheck:
         )
         assert parse_authentication_results("") is None
         assert parse_authentication_results("mx; none") == ("mx", {})
+
+
+def test_require_dmarc_without_an_authserv_id_is_a_configuration_error() -> None:
+    from mailflow.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match=r"inbound.*require_dmarc = true needs authserv_id"):
+        load(environ={"MAILFLOW_INBOUND__REQUIRE_DMARC": "true"}, create_dev_secrets=False)
+    settings = load(
+        environ={
+            "MAILFLOW_INBOUND__REQUIRE_DMARC": "true",
+            "MAILFLOW_INBOUND__AUTHSERV_ID": "mx.market.example",
+            "MAILFLOW_SECURITY__SECRET_KEYS": f'["{NEW}"]',
+        },
+        create_dev_secrets=False,
+    ).settings
+    assert settings.inbound.require_dmarc and settings.inbound.authserv_id == "mx.market.example"
