@@ -189,15 +189,17 @@ class _HtmlText(HTMLParser):
             self.done = True
             return
         if tag in _VOID:
-            if tag in _BLOCKS:
-                self.parts.append("\n")
+            if tag == "br":
+                self.parts.append("\n")  # a line break is kept, even an empty line
+            elif tag in _BLOCKS:
+                self._line_end()
             return
         quoted = tag in _SKIPPED or any(marker in classes for marker in _QUOTE_CLASSES)
         if self.skip_depth or quoted:
             self.skip_depth += 1
         self.stack.append(tag)
         if tag in _BLOCKS:
-            self.parts.append("\n")
+            self._line_end()
 
     def handle_endtag(self, tag: str) -> None:
         if self.done or tag in _VOID or tag not in self.stack:
@@ -210,6 +212,11 @@ class _HtmlText(HTMLParser):
             if top == tag:
                 break
         if tag in _BLOCKS:
+            self._line_end()
+
+    def _line_end(self) -> None:
+        """A block starts or ends on its own line: one line break, not one per tag."""
+        if self.parts and not self.parts[-1].endswith("\n"):
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:

@@ -211,7 +211,30 @@ def test_a_sellers_french_reply_reaches_the_buyer_with_only_the_new_text(
     assert "Eloise" not in text and "Sent:" not in text
     raw = _received(relay[0], "seller_buyer_message").raw.decode("ascii", "replace").lower()
     assert buyer["email"].lower() not in raw
-    assert [m["from"] for m in _messages(api, sale_id)] == ["seller", "buyer"]
+    conversation = _messages(api, sale_id)
+    assert [m["from"] for m in conversation] == ["seller", "buyer"]
+    assert conversation[1]["body"] == "Could you send it to a parcel locker instead?"
+
+
+def test_an_html_only_outlook_reply_in_french_is_relayed_as_its_text(
+    api: TestClient, system: System, relay: tuple[RelayHandler, int], inbound: int
+) -> None:
+    seller, buyer, sale_id = _sale(api)
+    reply_to = str(_delivered(system, relay[0], "seller_new_sale", seller["email"])["Reply-To"])
+    message = _reply(reply_to, seller["email"], "")
+    message.set_content(
+        "<html><body><div>Bonjour,</div><div>Colis posté ce matin &amp; suivi.</div>"
+        "<div>Cordialement,<br>Jean</div>"
+        '<hr id="stopSpelling"><div id="divRplyFwdMsg"><b>De :</b> Marketplace<br>'
+        "<b>Envoyé :</b> jeudi 26 novembre 2026 14:30<br><b>Objet :</b> Nouvelle vente</div>"
+        "<div>Bonjour Jean, vous avez vendu un article.</div></body></html>",
+        subtype="html",
+    )
+    _send(inbound, message, reply_to)
+    [relayed] = _messages(api, sale_id)
+    assert relayed["body"] == "Bonjour,\nColis posté ce matin & suivi."
+    email = _delivered(system, relay[0], "buyer_seller_message", buyer["email"])
+    assert "Colis posté ce matin & suivi." in email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
 # --- what changes nothing ------------------------------------------------------------------------
