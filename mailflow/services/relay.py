@@ -1,6 +1,7 @@
 """The conversation's emails, as ``services.dispatch`` handlers: a message relayed to the
 other party (``MessageWritten``), the answer to a seller's email command
-(``CommandAnswered``), and the ``reply+`` addresses that bring answers back.
+(``CommandAnswered``). The ``reply+`` addresses that bring answers back are
+``notify.reply_address``'s.
 
 The relayed email's headers are mailflow's own: the ``From`` of every email, the party's
 address as stored, a ``Reply-To`` made here. Nothing of the email the message came from
