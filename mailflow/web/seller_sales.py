@@ -237,11 +237,13 @@ async def _posted(post: _SalePost, raw_id: str, action: Action) -> _Posted | Res
         message = _buyer_message(form) if action is Action.CANCEL else None
     except _Invalid as invalid:
         sale = await run_in_threadpool(portal.seller_sale, services, seller.id, number)
+        messages = await run_in_threadpool(conversation.messages, services, number, seller.id)
         return _sale_response(
             request,
             seller,
             sale,
             422,
+            messages=messages,
             error=t(seller, invalid.key, **invalid.values),
             reason=raw_reason if isinstance(raw_reason, str) else Reason.OUT_OF_STOCK.value,
             message=raw_message if isinstance(raw_message, str) else "",
@@ -257,7 +259,10 @@ async def _conflict(
     hint = i18n.hint_for(action, SaleStatus(sale["status"]), posted.seller.locale)
     status = i18n.status_label(sale["status"], posted.seller.locale)
     error = f"{t(posted.seller, 'conflict', status=status)} {hint}"
-    return _sale_response(request, posted.seller, sale, 409, error=error)
+    messages = await run_in_threadpool(
+        conversation.messages, services, posted.sale_id, posted.seller.id
+    )
+    return _sale_response(request, posted.seller, sale, 409, error=error, messages=messages)
 
 
 async def _act(post: _SalePost, raw_id: str, action: Action) -> Response:
