@@ -45,9 +45,10 @@ class Limits:
     max_recipients: int = 50
     max_sessions: int = 100
     timeout_seconds: float = 60.0
-    receivers: int = 2
-    """Messages being kept at once (the others wait, in order): the inbound server never
-    takes more than this many of the database's writer turns from the HTTP side."""
+    batch: int = 16
+    """Messages that arrived together are kept in one transaction, up to this many (group
+    commit); one transaction at a time, so the inbound server never takes more than one of
+    the database's writer turns from the HTTP side."""
 
 
 class InboundHandler:
@@ -56,7 +57,8 @@ class InboundHandler:
     def __init__(self, ctx: ServiceContext, limits: Limits) -> None:
         self.ctx = ctx
         self.limits = limits
-        self._receivers: asyncio.Semaphore | None = None
+        self._waiting: list[tuple[inbound.Incoming, asyncio.Future[list[inbound.Outcome]]]] = []
+        self._keeper: asyncio.Task[None] | None = None
 
     async def handle_RCPT(
         self,
@@ -89,19 +91,43 @@ class InboundHandler:
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
-        if self._receivers is None:  # made on the server's loop
-            self._receivers = asyncio.Semaphore(self.limits.receivers)
+        incoming = inbound.Incoming(mail_from, recipients, bytes(raw), str(peer))
+        kept_later: asyncio.Future[list[inbound.Outcome]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append((incoming, kept_later))
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_waiting())
         try:
-            async with self._receivers:
-                outcomes = await asyncio.to_thread(
-                    inbound.receive, self.ctx, mail_from, recipients, bytes(raw), str(peer)
-                )
+            outcomes = await kept_later
         except Exception:
             # Not kept, so not accepted: the sender keeps the message and retries.
-            log.exception("inbound: could not keep a message")
             return NOT_KEPT
         kept = " ".join(str(o.row_id) for o in outcomes)
         return f"250 2.0.0 Kept as {kept}"
+
+    async def _keep_waiting(self) -> None:
+        """Keep the waiting messages, a batch per transaction, until none waits."""
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.limits.batch]
+                del self._waiting[: self.limits.batch]
+                try:
+                    results = await asyncio.to_thread(
+                        inbound.receive_many, self.ctx, [incoming for incoming, _ in batch]
+                    )
+                except Exception as exc:
+                    log.exception("inbound: could not keep %s messages", len(batch))
+                    results = [exc] * len(batch)
+                for (_, kept_later), result in zip(batch, results, strict=True):
+                    if kept_later.done():
+                        continue
+                    if isinstance(result, Exception):
+                        kept_later.set_exception(result)
+                    else:
+                        kept_later.set_result(result)
+        finally:
+            self._keeper = None
 
 
 class _Sessions:

@@ -6,7 +6,8 @@ entry here, its address made with ``ctx.addresses.address(kind, payload)``.
 
 ``receive`` runs every recipient's handler and keeps the message with each verdict in one
 transaction: when it returns, the message and all it did are committed (the SMTP server
-answers ``250`` only then).
+answers ``250`` only then). ``receive_many`` keeps the messages that arrived together in one
+transaction, each under a savepoint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -23,6 +25,7 @@ from mailflow.services import bounces, replies
 from mailflow.services.context import ServiceContext
 from mailflow.services.received import Kind, Received, Verdict
 from mailflow.store import inbound as store
+from mailflow.store.database import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -76,40 +79,83 @@ class Outcome:
     row_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message as the SMTP server accepted it, waiting to be kept."""
+
+    mail_from: str
+    recipients: Sequence[Address]
+    raw: bytes
+    peer: str
+
+
 def receive(
     ctx: ServiceContext, mail_from: str, recipients: Sequence[Address], raw: bytes, peer: str
 ) -> list[Outcome]:
     """Run each recipient's handler and keep the message with its verdict, in one
     transaction; raises only if that transaction fails (then nothing was kept)."""
+    [kept] = receive_many(ctx, [Incoming(mail_from, recipients, raw, peer)])
+    if isinstance(kept, BaseException):
+        raise kept
+    return kept
+
+
+def receive_many(
+    ctx: ServiceContext, messages: Sequence[Incoming]
+) -> list[list[Outcome] | Exception]:
+    """Keep several messages in one transaction (group commit), each under a savepoint: a
+    message whose handling fails is undone alone and answered with its exception. Raises
+    only if the transaction fails, and then none of them was kept."""
     now = ctx.clock()
-    first = Received(recipients[0], mail_from, peer, raw, now) if recipients else None
-    headers = _header_block(raw)
-    subject = _header(first.parsed, "Subject", 1000) if first else ""
-    message_id = _header(first.parsed, "Message-ID", 255) if first else ""
-    outcomes = []
+    results: list[list[Outcome] | Exception] = []
     with ctx.db.transaction() as tx:
-        for address in recipients:
-            assert first is not None
-            received = first.to(address)
-            verdict = KINDS[address.kind].receive(ctx, tx, received)
-            row_id = store.add(
-                tx,
-                received_at=now,
-                peer=peer,
-                mail_from=mail_from,
-                rcpt_to=address.address,
-                kind=address.kind,
-                size=len(raw),
-                message_id=message_id,
-                subject=subject,
-                headers=headers,
-                verdict=verdict.verdict,
-                reason=verdict.reason,
-                became=verdict.became,
-                outbox_id=verdict.outbox_id,
-                sale_id=verdict.sale_id,
-            )
-            outcomes.append(Outcome(address, verdict, row_id))
+        for message in messages:
+            try:
+                with tx.begin_nested():
+                    results.append(_keep(ctx, tx, message, now))
+            except Exception as exc:
+                log.exception("inbound: could not keep a message")
+                results.append(exc)
+    for result in results:
+        if not isinstance(result, Exception):
+            _count(ctx, result)
+    return results
+
+
+def _keep(ctx: ServiceContext, tx: Transaction, message: Incoming, now: datetime) -> list[Outcome]:
+    if not message.recipients:
+        return []
+    raw = message.raw
+    first = Received(message.recipients[0], message.mail_from, message.peer, raw, now)
+    headers = _header_block(raw)
+    subject = _header(first.parsed, "Subject", 1000)
+    message_id = _header(first.parsed, "Message-ID", 255)
+    outcomes = []
+    for address in message.recipients:
+        received = first.to(address)
+        verdict = KINDS[address.kind].receive(ctx, tx, received)
+        row_id = store.add(
+            tx,
+            received_at=now,
+            peer=message.peer,
+            mail_from=message.mail_from,
+            rcpt_to=address.address,
+            kind=address.kind,
+            size=len(raw),
+            message_id=message_id,
+            subject=subject,
+            headers=headers,
+            verdict=verdict.verdict,
+            reason=verdict.reason,
+            became=verdict.became,
+            outbox_id=verdict.outbox_id,
+            sale_id=verdict.sale_id,
+        )
+        outcomes.append(Outcome(address, verdict, row_id))
+    return outcomes
+
+
+def _count(ctx: ServiceContext, outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         verdict = outcome.verdict
         ctx.telemetry.inbound_messages_total.labels(outcome.address.kind, verdict.verdict).inc()
@@ -119,7 +165,6 @@ def receive(
             "inbound %s to %s: %s %s",
             outcome.row_id,
             outcome.address.address,
-            outcome.verdict.verdict,
-            outcome.verdict.reason,
+            verdict.verdict,
+            verdict.reason,
         )
-    return outcomes
