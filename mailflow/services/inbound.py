@@ -1,6 +1,6 @@
 """Receiving mail: is a recipient ours (at ``RCPT TO``), and keeping what arrives.
 
-``KINDS`` is the registry of address kinds: for each (``bounce``, and ``reply`` next), the
+``KINDS`` is the registry of address kinds: for each (``bounce``, ``reply``), the
 check run at ``RCPT TO`` and the handler run when the message is in. Adding a kind is one
 entry here, its address made with ``ctx.addresses.address(kind, payload)``.
 
