@@ -8,6 +8,7 @@ from pathlib import Path
 from mailflow.clock import Clock, system_clock
 from mailflow.config import ConfigError, Settings, SmtpSettings
 from mailflow.inbound.addresses import AddressBook
+from mailflow.inbound.sender import Trust
 from mailflow.links import LinkSigner
 from mailflow.mail.delivery import DeliveryWorker, SmtpTarget
 from mailflow.mail.dkim import DkimError, DkimSigner
@@ -134,6 +135,11 @@ def build(
         telemetry=telemetry,
         addresses=addresses,
         verp=settings.inbound.enabled,
+        reply_trust=Trust(
+            tuple(settings.inbound.trusted_relays),
+            settings.inbound.authserv_id,
+            settings.inbound.require_dmarc,
+        ),
     )
 
     def count_suppressed(templates: list[str]) -> None:

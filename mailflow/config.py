@@ -281,6 +281,16 @@ class InboundSettings(_Section):
                 raise ValueError(f"not an IP network: {item!r}") from exc
         return value
 
+    @model_validator(mode="after")
+    def _dmarc_needs_an_authserv_id(self) -> InboundSettings:
+        # Only headers with authserv_id are read: without one, every reply would be refused.
+        if self.require_dmarc and not self.authserv_id.strip():
+            raise ValueError(
+                "require_dmarc = true needs authserv_id (the authserv-id your trusted relays "
+                "write in Authentication-Results); without it every reply would be rejected"
+            )
+        return self
+
 
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -49,6 +49,7 @@ class Queued:
     sale_id: int | None
     sender: str | None
     test: bool = False
+    reply_to: str | None = None
 
 
 @dataclass
@@ -64,8 +65,9 @@ class FakeOutbox:
         sale_id: int | None = None,
         sender: str | None = None,
         test: bool = False,
+        reply_to: str | None = None,
     ) -> int:
-        self.sent.append(Queued(key, to, context, sale_id, sender, test))
+        self.sent.append(Queued(key, to, context, sale_id, sender, test, reply_to))
         return len(self.sent)
 
     @property

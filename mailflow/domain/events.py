@@ -121,7 +121,31 @@ class AddressSuppressed:
     at: datetime
 
 
-SaleEvent = SaleCreated | SaleTransitioned | DeadlineNear
+@dataclass(frozen=True, slots=True)
+class MessageWritten:
+    """A message joined the sale's conversation: an email reply that passed the sender
+    check, or what the seller (portal) or customer service (console) wrote."""
+
+    sale_id: int
+    message_id: int
+    author: str
+    """``seller``, ``buyer`` or ``support`` (``domain.conversation.Author``)."""
+    body: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAnswered:
+    """The seller's email command was carried out, was already done, or is impossible in the
+    sale's state (``outcome``: ``done``, ``already``, ``impossible``)."""
+
+    sale_id: int
+    action: Action
+    outcome: str
+    at: datetime
+
+
+SaleEvent = SaleCreated | SaleTransitioned | DeadlineNear | MessageWritten | CommandAnswered
 TierEvent = TierEntered | SellerSuspended | SellerReinstated
 SellerEvent = TierChanged | TierEvent | LoginLinkRequested
 MailEvent = EmailBounced | AddressSuppressed

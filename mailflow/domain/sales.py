@@ -46,6 +46,7 @@ class Actor(StrEnum):
 
 class Channel(StrEnum):
     EMAIL_LINK = "email-link"
+    EMAIL_REPLY = "email-reply"
     PORTAL = "portal"
     API = "api"
     CLI = "cli"

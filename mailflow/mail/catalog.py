@@ -101,7 +101,7 @@ class EmailKind:
 
 
 def _order_sample() -> contexts.SaleOrderEmail:
-    return contexts.SaleOrderEmail(_SALE, _ORDER, _SELLER, _BUYER, _LINKS)
+    return contexts.SaleOrderEmail(_SALE, _ORDER, _SELLER, _BUYER, _LINKS, True)
 
 
 def _change_sample(status: str, payment: str, actor: str, **sale: Any) -> contexts.SaleChangeEmail:
@@ -133,6 +133,28 @@ def _tier_sample(
     return contexts.TierEmail(_SELLER, rate, tier, suspended_until, _NOW + timedelta(days=7), _NOW)
 
 
+def _conversation_sample(author: str, body: str) -> contexts.ConversationEmail:
+    return contexts.ConversationEmail(
+        replace(_SALE, status="accepted"),
+        _ORDER,
+        contexts.MessageVars(author=author, body=body, at=_NOW),
+        _SELLER.name,
+        _BUYER.name,
+    )
+
+
+def _command_sample() -> contexts.CommandResultEmail:
+    return contexts.CommandResultEmail(
+        replace(_SALE, status="refused", reason="out_of_stock"),
+        _ORDER,
+        _SELLER,
+        _BUYER,
+        _LINKS,
+        True,
+        contexts.CommandVars(action="refuse", outcome="done"),
+    )
+
+
 def _fields(value: Any) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in fields(value)}
 
@@ -141,6 +163,7 @@ _LINKS_REQUIRED = tuple(
     Requirement(f"links.{name}", ("txt", "html")) for name in ("accept", "refuse", "view")
 )
 _MESSAGE_REQUIRED = (Requirement("sale.message", ("txt", "html")),)
+_WORDS_REQUIRED = (Requirement("message.body", ("txt", "html")),)
 
 KINDS: dict[str, EmailKind] = {
     kind.key: kind
@@ -248,6 +271,29 @@ KINDS: dict[str, EmailKind] = {
                     at=_NOW,
                 ),
             ),
+        ),
+        EmailKind(
+            "buyer_seller_message",
+            "buyer",
+            "the seller (or customer service) wrote in the sale's conversation",
+            _conversation_sample(
+                "seller", "Bonjour,\nJe l'expédie demain matin, en lettre suivie.\nBien à vous"
+            ),
+            _WORDS_REQUIRED,
+        ),
+        EmailKind(
+            "seller_buyer_message",
+            "seller",
+            "the buyer (or customer service) wrote in the sale's conversation",
+            _conversation_sample("buyer", "Bonjour,\nPouvez-vous l'envoyer en point relais ?"),
+            _WORDS_REQUIRED,
+        ),
+        EmailKind(
+            "seller_command_result",
+            "seller",
+            "the seller's email command (REFUSER, ACCEPTER…) was carried out or could not be",
+            _command_sample(),
+            (Requirement("links.view", ("txt", "html")),),
         ),
     )
 }

@@ -64,6 +64,13 @@ def address(display_name: str, addr: str) -> str:
     return formataddr((one_line(display_name), addr), charset="utf-8")
 
 
+def _checked_header(value: str) -> str:
+    """A formatted header value, refused if it could break out of its line."""
+    if any(c in value for c in "\r\n\x00"):
+        raise AddressError(f"not a one-line header value: {value!r}")
+    return value
+
+
 def split_address(value: str) -> tuple[str, str]:
     """``("Name", "addr")`` from ``"Name <addr>"`` or a bare address."""
     name, addr = parseaddr(value)
@@ -96,19 +103,25 @@ def compose(
     date: datetime,
     template: str,
     headers: Sequence[tuple[str, str]] = (),
+    reply_to: str | None = None,
 ) -> bytes:
-    """The whole message. ``sender`` and ``recipient`` are already-formatted header values;
-    ``headers`` are more (name, value) pairs, placed after ``X-Mailflow-Template``."""
+    """The whole message. ``sender``, ``recipient`` and ``reply_to`` are already-formatted
+    header values (``address``); ``headers`` are more (name, value) pairs, placed after
+    ``X-Mailflow-Template``. Every message says it is automatic (RFC 3834's
+    ``Auto-Submitted``, and ``X-Auto-Response-Suppress`` for Exchange), so that out-of-office
+    answers do not loop back."""
     boundary = "=_mf_" + secrets.token_hex(12)
     extra = [f"{one_line(name)}: {_header_value(value)}" for name, value in headers]
     lines = [
         f"From: {sender}",
         f"To: {recipient}",
+        *([f"Reply-To: {_checked_header(reply_to)}"] if reply_to is not None else []),
         f"Subject: {_header_value(subject)}",
         f"Date: {format_datetime(date)}",
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
         "Auto-Submitted: auto-generated",
+        "X-Auto-Response-Suppress: All",
         f"X-Mailflow-Template: {one_line(template)}",
         *extra,
         f'Content-Type: multipart/alternative; boundary="{boundary}"',

@@ -89,7 +89,7 @@ class PaymentVars:
 @dataclass(frozen=True, slots=True)
 class EventVars:
     actor: str = var("`str`: `seller`, `buyer`, `support`, `system`, `api`")
-    channel: str = var("`str`: `email-link`, `portal`, `api`, `cli`, `sweep`")
+    channel: str = var("`str`: `email-link`, `email-reply`, `portal`, `api`, `cli`, `sweep`")
     at: datetime = var("`datetime` (UTC)")
 
 
@@ -156,6 +156,16 @@ class SaleOrderEmail(SaleEmail):
     """The seller's order emails: the sale and the links to answer it."""
 
     links: LinkVars
+    # ``field`` rather than ``var`` (the same thing), so that type checkers see no default
+    # and let subclasses add groups after it.
+    reply_commands: bool = field(
+        metadata={
+            "doc": "`bool`: a reply to this email reaches mailflow (`[inbound]` is enabled), "
+            "so the email may tell the seller to answer `REFUSER` (or `ACCEPTER`) instead of "
+            "clicking",
+            "short": "whether the seller can answer REFUSER / ACCEPTER by email",
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +232,48 @@ class SellerUnreachableEmail(SaleEmail):
     bounce: BounceVars
 
 
+@dataclass(frozen=True, slots=True)
+class MessageVars:
+    """A message of the sale's conversation, as the writer wrote it (the new text of an email
+    reply, or a form's text)."""
+
+    author: str = var("`str`: `seller`, `buyer` or `support` (customer service)")
+    body: str = var(
+        "`str`: the words, plain text (up to 10,000 characters, may contain line breaks and "
+        "`<`; show it as text)"
+    )
+    at: datetime = var("`datetime` (UTC)")
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEmail:
+    """A message of the sale's conversation, relayed to the other party. Neither party's
+    address is in it: answers go back through the email's own ``Reply-To``."""
+
+    sale: SaleVars
+    order: OrderVars
+    message: MessageVars
+    seller_name: str = var("`str`: the seller's name", "the seller's name")
+    buyer_name: str = var("`str`: the buyer's name", "the buyer's name")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandVars:
+    action: str = var("`str`: `refuse` or `accept`, what the seller's reply asked")
+    outcome: str = var(
+        "`str`: `done` (carried out now), `already` (the sale was already there: nothing "
+        "changed), `impossible` (the sale's state does not allow it: `sale.status` says why)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResultEmail(SaleOrderEmail):
+    """The answer to a seller's email command (``REFUSER``, ``ACCEPTER``…): the sale as it
+    now is, what was asked and what came of it, and the links to act otherwise."""
+
+    command: CommandVars
+
+
 Context = (
     SaleOrderEmail
     | SaleChangeEmail
@@ -229,6 +281,8 @@ Context = (
     | TierEmail
     | LoginLinkEmail
     | SellerUnreachableEmail
+    | ConversationEmail
+    | CommandResultEmail
 )
 
 

@@ -59,6 +59,8 @@ _CLASSES = (
     contexts.TierEmail,
     contexts.LoginLinkEmail,
     contexts.SellerUnreachableEmail,
+    contexts.ConversationEmail,
+    contexts.CommandResultEmail,
 )
 
 

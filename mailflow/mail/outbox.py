@@ -73,10 +73,12 @@ class Outbox:
         sale_id: int | None = None,
         sender: str | None = None,
         test: bool = False,
+        reply_to: str | None = None,
     ) -> int:
         """Render ``key`` for ``to`` and write its row in the session's transaction (a plain
         INSERT, no unit of work); ``sender`` overrides From; ``test`` marks a test send
-        (``[TEST]`` before the subject, ``X-Mailflow-Test: yes``). The row's id."""
+        (``[TEST]`` before the subject, ``X-Mailflow-Test: yes``); ``reply_to`` (a bare address
+        mailflow made) sets Reply-To. The row's id."""
         now = self.clock()
         sender_header, sender_addr = self.sender_header, self.sender_addr
         if sender is not None:
@@ -96,6 +98,7 @@ class Outbox:
             date=now,
             template=key,
             headers=TEST_HEADERS if test else (),
+            reply_to=None if reply_to is None else address("", reply_to),
         )
         note = rendered.fallback
         if self.dkim is not None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from mailflow.clock import Clock
 from mailflow.config import PolicySettings
 from mailflow.inbound.addresses import AddressBook
+from mailflow.inbound.sender import Trust
 from mailflow.links import LinkSigner
 from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
@@ -58,6 +59,8 @@ class ServiceContext:
     """The signed ``bounce+``/``reply+`` addresses at ``inbound.domain``."""
     verp: bool = False
     """``inbound.enabled``: outgoing mail's envelope sender is its ``bounce+`` address."""
+    reply_trust: Trust = field(default_factory=lambda: Trust(("127.0.0.1/32", "::1/128"), ""))
+    """What the sender check of a reply believes (``inbound.trusted_relays``, …)."""
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

@@ -19,10 +19,12 @@ from typing import Any
 
 from mailflow.domain.events import (
     AddressSuppressed,
+    CommandAnswered,
     DeadlineNear,
     EmailBounced,
     Event,
     LoginLinkRequested,
+    MessageWritten,
     SaleCreated,
     SaleTransitioned,
     SellerReinstated,
@@ -30,7 +32,7 @@ from mailflow.domain.events import (
     TierChanged,
     TierEntered,
 )
-from mailflow.services import notify
+from mailflow.services import notify, relay
 from mailflow.services.context import ServiceContext
 from mailflow.store.database import Transaction
 from mailflow.store.records import SaleFacts, SellerRecord
@@ -53,6 +55,8 @@ HANDLERS: dict[type[Event], tuple[Handler, ...]] = {
     LoginLinkRequested: (notify.login_link_requested,),
     EmailBounced: (),
     AddressSuppressed: (notify.address_suppressed,),
+    MessageWritten: (relay.relay,),
+    CommandAnswered: (relay.command_answered,),
 }
 
 

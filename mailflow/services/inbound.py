@@ -1,6 +1,6 @@
 """Receiving mail: is a recipient ours (at ``RCPT TO``), and keeping what arrives.
 
-``KINDS`` is the registry of address kinds: for each (``bounce``, and ``reply`` next), the
+``KINDS`` is the registry of address kinds: for each (``bounce``, ``reply``), the
 check run at ``RCPT TO`` and the handler run when the message is in. Adding a kind is one
 entry here, its address made with ``ctx.addresses.address(kind, payload)``.
 
@@ -21,7 +21,7 @@ from email.message import Message
 
 from mailflow.inbound.addresses import Address, AddressBook, UnknownAddress
 from mailflow.inbound.bounces import clean
-from mailflow.services import bounces
+from mailflow.services import bounces, replies
 from mailflow.services.context import ServiceContext
 from mailflow.services.received import Kind, Received, Verdict
 from mailflow.store import inbound as store
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 KINDS: dict[str, Kind] = {
     "bounce": Kind(check=bounces.check, receive=bounces.receive),
+    "reply": Kind(check=replies.check, receive=replies.receive),
 }
 MAX_HEADERS_KEPT = 64 * 1024
 

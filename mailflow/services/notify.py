@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from mailflow.domain.conversation import Author
 from mailflow.domain.events import (
     AddressSuppressed,
     DeadlineNear,
@@ -23,6 +24,8 @@ from mailflow.domain.events import (
 )
 from mailflow.domain.policy import REINSTATED_EMAIL, TIER_EMAILS, Tier
 from mailflow.domain.sales import Action, deadline_of
+from mailflow.inbound.replyto import ReplyToken
+from mailflow.inbound.replyto import reply_address as make_reply_address
 from mailflow.mail.contexts import (
     BounceVars,
     BuyerVars,
@@ -121,8 +124,39 @@ def _rate(ctx: ServiceContext, tx: Transaction, seller_id: int, at: datetime) ->
     return rate_vars(ctx.policy, ctx.standings.counts(tx, seller_id, since))
 
 
-def _links(ctx: ServiceContext, sale_id: int) -> LinkVars:
+def links_of(ctx: ServiceContext, sale_id: int) -> LinkVars:
     return LinkVars(*(ctx.action_url(sale_id, action) for action in LINK_ACTIONS))
+
+
+_links = links_of
+
+# The emails that invite an answer carry a Reply-To into the sale's conversation (SPEC §7):
+# the seller's order emails (where the answer may be a command) and cancellation notice,
+# and every buyer_sale_* email.
+REPLY_TO: dict[str, tuple[Author, bool]] = {
+    "seller_new_sale": (Author.SELLER, True),
+    "seller_deadline_reminder": (Author.SELLER, True),
+    "seller_sale_cancelled": (Author.SELLER, False),
+    "buyer_sale_refused": (Author.BUYER, False),
+    "buyer_sale_expired": (Author.BUYER, False),
+    "buyer_sale_accepted": (Author.BUYER, False),
+    "buyer_sale_cancelled": (Author.BUYER, False),
+}
+
+
+def reply_address(
+    ctx: ServiceContext, sale_id: int, party: Author, commands: bool = False
+) -> str | None:
+    """The ``reply+`` address of the sale's conversation for ``party``, or None when mailflow
+    receives no mail (``[inbound]`` disabled)."""
+    if not ctx.verp or ctx.addresses is None:
+        return None
+    return make_reply_address(ctx.addresses, ReplyToken(sale_id, party, commands))
+
+
+def _reply_to(ctx: ServiceContext, key: str, sale_id: int) -> str | None:
+    found = REPLY_TO.get(key)
+    return None if found is None else reply_address(ctx, sale_id, *found)
 
 
 def _to(person: Any) -> Recipient:
@@ -135,6 +169,7 @@ def preview_context(ctx: ServiceContext, tx: Transaction, about: SaleFacts) -> d
     ``about``: the sale with its parties, as ``tx`` read them."""
     context = sale_context(ctx, about)
     context["links"] = as_context(_links(ctx, about.sale.id))
+    context["reply_commands"] = ctx.verp and ctx.addresses is not None
     context["payment"] = as_context(_payment(about))
     last = sale_store.last_event(tx, about.sale.id)
     if last is not None:
@@ -161,9 +196,21 @@ def deadline_near(
 def _to_seller_with_links(ctx: ServiceContext, tx: Transaction, about: SaleFacts, key: str) -> None:
     base = sale_email(ctx, about)
     context = SaleOrderEmail(
-        base.sale, base.order, base.seller, base.buyer, _links(ctx, about.sale.id)
+        base.sale,
+        base.order,
+        base.seller,
+        base.buyer,
+        _links(ctx, about.sale.id),
+        ctx.verp and ctx.addresses is not None,
     )
-    ctx.outbox.queue(tx, key, _to(about.seller), as_context(context), sale_id=about.sale.id)
+    ctx.outbox.queue(
+        tx,
+        key,
+        _to(about.seller),
+        as_context(context),
+        sale_id=about.sale.id,
+        reply_to=_reply_to(ctx, key, about.sale.id),
+    )
 
 
 def sale_transitioned(
@@ -196,7 +243,14 @@ def sale_transitioned(
         SUPPORT: Recipient("Service client", ctx.support_address, DEFAULT_LOCALE),
     }
     for who, key in notices:
-        ctx.outbox.queue(tx, key, recipients[who], context, sale_id=about.sale.id)
+        ctx.outbox.queue(
+            tx,
+            key,
+            recipients[who],
+            context,
+            sale_id=about.sale.id,
+            reply_to=_reply_to(ctx, key, about.sale.id),
+        )
 
 
 def tier_email_key(event: TierEvent) -> str:

@@ -85,32 +85,80 @@ def transition(
     A pending sale past its acceptance deadline is expired first, whatever is asked of it:
     the expiry is committed and the action answered as a conflict with the expired sale,
     so a late click never accepts a sale the sweep has not reached yet."""
-    if action in (Action.REFUSE, Action.CANCEL) and reason is None:
-        reason = DEFAULT_REASON
     with ctx.db.transaction() as session:
         about = store.facts(session, sale_id)
         if about is None:
             raise NotFound(f"no sale {sale_id}")
-        now = ctx.clock()
-        expired = action is not Action.EXPIRE and _expired_first(ctx, session, about, action, now)
-        if not expired:
-            changed, about = _checked(
-                ctx,
-                session,
-                about,
-                action,
-                now,
-                actor=actor,
-                channel=channel,
-                reason=reason,
-                message=message,
-                note=note,
-            )
-            shown = sale_view(session, about.sale, about.payment) if view else {}
-            since = None if changed else about.sale.updated_at
-            return Outcome(shown, changed, since, about)
+        done = transition_in(
+            ctx,
+            session,
+            about,
+            action,
+            actor=actor,
+            channel=channel,
+            reason=reason,
+            message=message,
+            note=note,
+        )
+        if done is not None:
+            shown = sale_view(session, done.sale, done.payment) if view else {}
+            since = None if done.changed else done.sale.updated_at
+            return Outcome(shown, done.changed, since, done.facts)
     # Raised once the expiry is committed.
     raise conflict_of(IllegalTransition(action, SaleStatus.EXPIRED))
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What ``transition_in`` did: whether it changed the sale, and the sale as it now is."""
+
+    changed: bool
+    facts: SaleFacts
+
+    @property
+    def sale(self) -> SaleRecord:
+        return self.facts.sale
+
+    @property
+    def payment(self) -> PaymentRecord | None:
+        return self.facts.payment
+
+
+def transition_in(
+    ctx: ServiceContext,
+    tx: Transaction,
+    about: SaleFacts,
+    action: Action,
+    *,
+    actor: Actor,
+    channel: Channel,
+    reason: Reason | None = None,
+    message: str | None = None,
+    note: str | None = None,
+) -> Applied | None:
+    """``transition`` in the caller's transaction ``tx`` (``about``: the sale as ``tx`` read
+    it): an email command runs in the transaction that keeps the email. None when the sale
+    was pending past its deadline and this call expired it (the action is then impossible;
+    the expiry is written in ``tx``). Raises ``Conflict`` when the state does not allow the
+    action."""
+    if action in (Action.REFUSE, Action.CANCEL) and reason is None:
+        reason = DEFAULT_REASON
+    now = ctx.clock()
+    if action is not Action.EXPIRE and _expired_first(ctx, tx, about, action, now):
+        return None
+    changed, about = _checked(
+        ctx,
+        tx,
+        about,
+        action,
+        now,
+        actor=actor,
+        channel=channel,
+        reason=reason,
+        message=message,
+        note=note,
+    )
+    return Applied(changed, about)
 
 
 def _expired_first(

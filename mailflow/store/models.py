@@ -308,3 +308,25 @@ class Suppression(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     outbox_id: int | None = None
     created_at: datetime
+
+
+class ConversationMessage(SQLModel, table=True):
+    """One message of a sale's conversation between its buyer, its seller and customer
+    service: an email reply's new text, or what was written on the portal or the console.
+
+    ``source`` is the Message-ID of the email it came from (never sent anywhere: it only
+    keeps the same email, delivered twice, from joining twice)."""
+
+    __tablename__ = "conversation_messages"
+    __table_args__ = (
+        UniqueConstraint("sale_id", "source", name="uq_conversation_messages_source"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    sale_id: int = Field(foreign_key="sales.id", index=True)
+    author: str = Field(max_length=16)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    channel: str = Field(max_length=16)  # "email", "portal" or "console"
+    status: str = Field(max_length=16)  # "relayed" or "command"
+    source: str | None = Field(default=None, max_length=255)
+    created_at: datetime

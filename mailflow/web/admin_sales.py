@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.schemas import WithdrawIn
-from mailflow.services import console, policy, sales, sellers, suppressions
+from mailflow.services import console, conversation, policy, sales, sellers, suppressions
 from mailflow.services.actions import Action, Actor, Channel, SaleStatus, possible
 from mailflow.services.context import ServiceContext
-from mailflow.services.errors import Conflict
+from mailflow.services.errors import Conflict, InvalidInput
 from mailflow.web.admin_core import (
     AdminRoute,
     field,
@@ -128,7 +128,33 @@ def sale_page(
         t("admin.sale.title", id=sale_id),
         sale=sale,
         can_withdraw=can_withdraw,
+        messages=conversation.messages(ctx, sale_id),
+        max_body=conversation.MAX_BODY,
     )
+
+
+@router.post("/sales/{sale_id}/messages")
+async def write_message(
+    request: Request, sale_id: IdPath, user: ConsoleUserDep, ctx: ServicesDep
+) -> Response:
+    """Customer service writes in the sale's conversation: relayed to the buyer and the
+    seller."""
+    form = await form_with_csrf(request)
+    body = form.get("body")
+    back = f"/admin/sales/{sale_id}#conversation"
+    try:
+        await run_in_threadpool(
+            conversation.write,
+            ctx,
+            sale_id,
+            conversation.Author.SUPPORT,
+            body if isinstance(body, str) else "",
+        )
+    except InvalidInput:
+        flash(request, t("admin.conversation.invalid", max=conversation.MAX_BODY), "error")
+        return redirect(back)
+    flash(request, t("admin.conversation.sent"))
+    return redirect(back)
 
 
 @router.post("/sales/{sale_id}/withdraw")

@@ -24,6 +24,7 @@ from mailflow.web import (
     actions,
     admin_core,
     api,
+    api_messages,
     api_suppressions,
     api_templates,
     docs_pages,
@@ -171,6 +172,7 @@ def create_app(system: System) -> FastAPI:
         app.add_exception_handler(unavailable, _database_unavailable)
     session.install(app, system)
     app.include_router(api.router)
+    app.include_router(api_messages.router)
     app.include_router(api_templates.router)
     app.include_router(api_suppressions.router)
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailflow import i18n
 from mailflow.schemas import Message
-from mailflow.services import portal, sales
+from mailflow.services import conversation, portal, sales
 from mailflow.services.actions import (
     MAX_MESSAGE_LENGTH,
     Action,
@@ -30,7 +30,7 @@ from mailflow.services.actions import (
     possible,
 )
 from mailflow.services.context import ServiceContext
-from mailflow.services.errors import Conflict, NotFound
+from mailflow.services.errors import Conflict, InvalidInput, NotFound
 from mailflow.services.portal import SellerInfo
 from mailflow.web.deps import CsrfForm, SellerDep, ServicesDep
 from mailflow.web.seller_core import (
@@ -104,6 +104,7 @@ def _sale_response(
     reason: str = Reason.OUT_OF_STOCK.value,
     message: str = "",
     open_form: str | None = None,
+    messages: list[conversation.MessageView] | None = None,
 ) -> HTMLResponse:
     allowed = possible(sale["status"])
     return render(
@@ -120,6 +121,8 @@ def _sale_response(
         message=message,
         open_form=open_form,
         max_message=MAX_MESSAGE_LENGTH,
+        messages=messages,
+        max_body=conversation.MAX_BODY,
     )
 
 
@@ -130,9 +133,36 @@ def sale_page(request: Request, sale_id: str, seller: SellerDep, services: Servi
         return not_found(request, seller)
     try:
         sale = portal.seller_sale(services, seller.id, number)
+        messages = conversation.messages(services, number, seller.id)
     except NotFound:
         return not_found(request, seller)
-    return _sale_response(request, seller, sale)
+    return _sale_response(request, seller, sale, messages=messages)
+
+
+@router.post("/sales/{sale_id}/messages", response_class=HTMLResponse)
+async def write_message(sale_id: str, post: SalePost) -> Response:
+    """The seller writes in the sale's conversation: relayed to the buyer by email."""
+    request, seller, services = post.request, post.seller, post.services
+    number = sale_number(sale_id)
+    if number is None:
+        return not_found(request, seller)
+    body = post.form.get("body")
+    try:
+        await run_in_threadpool(
+            conversation.write,
+            services,
+            number,
+            conversation.Author.SELLER,
+            body if isinstance(body, str) else "",
+            seller.id,
+        )
+    except NotFound:
+        return not_found(request, seller)
+    except InvalidInput:
+        flash(request, t(seller, "seller.conversation.invalid", max=conversation.MAX_BODY), "error")
+        return redirect(f"/seller/sales/{number}#conversation")
+    flash(request, t(seller, "seller.conversation.sent"))
+    return redirect(f"/seller/sales/{number}#conversation")
 
 
 class _Invalid(Exception):
@@ -207,11 +237,13 @@ async def _posted(post: _SalePost, raw_id: str, action: Action) -> _Posted | Res
         message = _buyer_message(form) if action is Action.CANCEL else None
     except _Invalid as invalid:
         sale = await run_in_threadpool(portal.seller_sale, services, seller.id, number)
+        messages = await run_in_threadpool(conversation.messages, services, number, seller.id)
         return _sale_response(
             request,
             seller,
             sale,
             422,
+            messages=messages,
             error=t(seller, invalid.key, **invalid.values),
             reason=raw_reason if isinstance(raw_reason, str) else Reason.OUT_OF_STOCK.value,
             message=raw_message if isinstance(raw_message, str) else "",
@@ -227,7 +259,10 @@ async def _conflict(
     hint = i18n.hint_for(action, SaleStatus(sale["status"]), posted.seller.locale)
     status = i18n.status_label(sale["status"], posted.seller.locale)
     error = f"{t(posted.seller, 'conflict', status=status)} {hint}"
-    return _sale_response(request, posted.seller, sale, 409, error=error)
+    messages = await run_in_threadpool(
+        conversation.messages, services, posted.sale_id, posted.seller.id
+    )
+    return _sale_response(request, posted.seller, sale, 409, error=error, messages=messages)
 
 
 async def _act(post: _SalePost, raw_id: str, action: Action) -> Response:

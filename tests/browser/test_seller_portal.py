@@ -408,6 +408,30 @@ class TestSellerPortal:
         assert "Motif : expédition impossible" in received
         assert _text(received) == _text(shown)
 
+    def test_a_seller_writes_to_the_buyer_from_the_sale_page(
+        self,
+        open_tab: Any,
+        signed_in: dict[str, Any],
+        live_system: System,
+        module_relay: tuple[RelayHandler, int],
+        shop: Shop,
+    ) -> None:
+        tab = open_tab(storage_state=signed_in)
+        page = tab.page
+        sale_id = shop.pending["Madame Bovary"]
+        tab.go(f"/seller/sales/{sale_id}")
+        expect(page.get_by_role("heading", name="Conversation avec l'acheteur")).to_be_visible()
+        words = "Bonjour,\nje l'expédie demain matin <sans faute>."
+        page.get_by_label("Écrire à l'acheteur").fill(words)
+        page.get_by_role("button", name="Envoyer").click()
+        expect(page.get_by_role("status").first).to_contain_text("Message envoyé à l'acheteur.")
+        expect(page.locator("#conversation article").last).to_contain_text(
+            "je l'expédie demain matin <sans faute>."
+        )
+        buyer = shop.buyers[sale_id]
+        (email,) = _delivered(live_system, module_relay, "buyer_seller_message", buyer)
+        assert "je l'expédie demain matin <sans faute>." in text_of(email)
+
     def test_the_seller_reads_the_rate_chart(
         self, open_tab: Any, signed_in: dict[str, Any], screenshots: Path
     ) -> None:

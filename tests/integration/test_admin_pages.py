@@ -201,6 +201,7 @@ ACTIONS = [
     f"{EDIT}/preview.html",
     f"{EDIT}/test-send",
     "/admin/sales/1/withdraw",
+    "/admin/sales/1/messages",
     "/admin/outbox/1/retry",
     "/admin/inbox/clear",
     "/admin/suppressions/lift",

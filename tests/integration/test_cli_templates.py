@@ -149,7 +149,7 @@ class TestListAndShow:
         status, out, err = cli("show", "seller_new_sale", "fr")
         assert status == 0, err
         assert "# seller_new_sale/fr version 0: the shipped default, published" in out
-        assert "# variables: buyer, links, order, sale, seller, locale" in out
+        assert "# variables: buyer, links, order, reply_commands, sale, seller, locale" in out
         assert "# must show: links.accept, links.refuse, links.view" in out
         parts = parse_file(out)
         for part in ("subject", "text", "html"):
@@ -231,16 +231,17 @@ class TestValidate:
         assert lines[0].startswith("text:2: sale has no 'titre' (it has: amount_cents, ")
         assert lines[1] == (
             "text:3: seller_new_sale provides no variable 'coupon' "
-            "(it has: buyer, links, order, sale, seller)"
+            "(it has: buyer, links, order, reply_commands, sale, seller)"
         )
-        # The unknown names hide nothing else: the missing links and the HTML come too.
+        # The unknown names hide nothing else: the missing links and the HTML come too (the
+        # footer block has its own unclosed <div>: the 7th problem).
         assert lines[2:6] == [
             "text: must show {{ links.accept }} (seller_new_sale requires it)",
             "text: must show {{ links.view }} (seller_new_sale requires it)",
             "html:2: <div> is never closed",
-            "html:18: <div> is never closed",
+            "html:19: <div> is never closed",
         ]
-        assert lines[-1] == "mailflow: seller_new_sale/fr: 6 problems, nothing was changed"
+        assert lines[-1] == "mailflow: seller_new_sale/fr: 7 problems, nothing was changed"
 
     def test_a_required_link_missing_and_html_not_closed(self, cli: Cli, tmp_path: Path) -> None:
         key = "seller_new_sale"

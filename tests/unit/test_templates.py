@@ -32,6 +32,9 @@ TRANSITION_KEYS = frozenset(key for notices in notify.NOTICES.values() for _, ke
 MESSAGE_KEYS = ("buyer_sale_cancelled", "support_sale_cancelled")
 LOGIN_KEY = "seller_login_link"
 UNREACHABLE_KEY = "support_seller_unreachable"
+CONVERSATION_KEYS = ("buyer_seller_message", "seller_buyer_message")
+COMMAND_KEY = "seller_command_result"
+CONVERSATION_BODY = "Bonjour,\nJe l'expédie demain (délai < 24 h).\nBien à vous"
 LOGIN_URL = "https://market.example/seller/login/eyJzZWxsZXIiOjcsIm4iOiJxM2cifQ.Zx1a2b.Lk9-login"
 REFUSE_TEXT = {
     "fr": "Cliquez ici si l'article n'est plus disponible",
@@ -60,6 +63,9 @@ STATES: dict[str, tuple[str, str | None, str | None, str | None, str | None]] = 
     "support_sale_cancelled": ("cancelled", "refunded", "cannot_ship", "seller", "portal"),
     "seller_sale_cancelled": ("cancelled", "refunded", "cannot_ship", "seller", "portal"),
     "buyer_withdrawal_confirmed": ("withdrawn", "refunded", None, "support", "cli"),
+    "seller_command_result": ("refused", None, "out_of_stock", None, None),
+    "buyer_seller_message": ("accepted", None, None, None, None),
+    "seller_buyer_message": ("accepted", None, None, None, None),
 }
 
 # The seller's sales in the window when a sale email carries ``rate`` (1 of 24: 4.2 %).
@@ -158,7 +164,16 @@ def sample_context(
     )
     ctx = cast(Any, SimpleNamespace(policy=settings))
     context = notify.sale_context(ctx, SaleFacts(sale, seller, order, buyer, None))
-    if key in LINK_KEYS:
+    if key in CONVERSATION_KEYS:
+        return {
+            "sale": context["sale"],
+            "order": context["order"],
+            "message": {"author": "seller", "body": CONVERSATION_BODY, "at": EVENT_AT},
+            "seller_name": "Librairie Dupont",
+            "buyer_name": "Éloïse Müller",
+        }
+    if key in (*LINK_KEYS, COMMAND_KEY):
+        context["reply_commands"] = True
         base = "https://market.example/s/"
         context["links"] = {
             "accept": base + "eyJzIjoxMiwiYSI6ImFjY2VwdCJ9.Zx1a2b.q8Kd-accept",
@@ -177,6 +192,8 @@ def sample_context(
         context["event"] = {"actor": actor, "channel": channel, "at": EVENT_AT}
     if key == "seller_sale_cancelled":
         context["rate"] = policy.rate_context(ctx, SALE_COUNTS)
+    if key == COMMAND_KEY:
+        context["command"] = {"action": "refuse", "outcome": "done"}
     return context
 
 
@@ -299,6 +316,12 @@ def test_renders_a_complete_email(renderer: Renderer, key: str, locale: str) -> 
             assert shown in email.text and shown in email.html
     elif key == LOGIN_KEY:
         assert LOGIN_URL in email.text and LOGIN_URL in dict(parsed.anchors)
+    elif key in CONVERSATION_KEYS:
+        # The words as text: every line, the markup escaped in the HTML part.
+        assert CONVERSATION_BODY in email.text
+        assert "Je l'expédie demain (délai &lt; 24 h)." in email.html.replace("&#39;", "'")
+    elif key == COMMAND_KEY:
+        assert "REFUSE" in email.text.upper() and "/s/" in email.text
     else:
         assert AMOUNT[locale] in email.text
         assert AMOUNT[locale] in email.html
