@@ -79,12 +79,19 @@ async def sweep_forever(system: System, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), every)
 
 
+async def webhooks_forever(system: System, stop: asyncio.Event) -> None:
+    """Webhook deliveries to the marketplace, until ``stop`` (docs/webhooks.md)."""
+    await system.webhook_worker().run(stop)
+
+
 def _tasks(system: System, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The delivery worker, the sweeper and, on PostgreSQL, the LISTEN wake-up."""
+    """The delivery worker, the sweeper, the webhook worker and, on PostgreSQL, the LISTEN
+    wake-up."""
     worker = system.delivery_worker()
     tasks = [
         asyncio.create_task(worker.run(stop)),
         asyncio.create_task(sweep_forever(system, stop)),
+        asyncio.create_task(webhooks_forever(system, stop)),
     ]
     dsn = system.db.listen_dsn()
     if dsn is not None:

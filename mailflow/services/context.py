@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailflow.clock import Clock
-from mailflow.config import PolicySettings
+from mailflow.config import PolicySettings, WebhookSettings
 from mailflow.links import LinkSigner
 from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
-from mailflow.services.ports import LoginStore, StandingStore, UnitOfWork
-from mailflow.store import logins, standings
+from mailflow.services.ports import LoginStore, StandingStore, UnitOfWork, WebhookEventStore
+from mailflow.store import logins, standings, webhooks
 from mailflow.store.history import History
 from mailflow.store.listings import Listings
 from mailflow.store.messages import Messages
@@ -53,6 +53,8 @@ class ServiceContext:
     telemetry: Telemetry = field(default_factory=lambda: Telemetry())
     standings: StandingStore = field(default=standings)
     logins: LoginStore = field(default=logins)
+    webhooks: WebhookEventStore = field(default=webhooks)
+    webhook_settings: WebhookSettings = field(default_factory=WebhookSettings)
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"
