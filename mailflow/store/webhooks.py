@@ -364,28 +364,36 @@ class Result:
     next_attempt_at: datetime | None = None
 
 
+def _first_in_line() -> list[Any]:
+    """Queued, for an active endpoint, and with no earlier queued delivery of the same
+    endpoint and subject (strict ``sequence`` order)."""
+    d = _deliveries.c
+    earlier = aliased(_deliveries)
+    return [
+        d.status == QUEUED,
+        _endpoints.c.active.is_(True),
+        ~exists().where(
+            and_(
+                earlier.c.endpoint_id == d.endpoint_id,
+                earlier.c.subject == d.subject,
+                earlier.c.sequence < d.sequence,
+                earlier.c.status == QUEUED,
+            )
+        ),
+    ]
+
+
 @lru_cache(maxsize=8)
 def _claim_statement(limit: int, skip_locked: bool) -> Any:
     d = _deliveries.c
     now: Any = bindparam("b_now")
-    earlier = aliased(_deliveries)
     due = (
         select(d.id)
         .join(_endpoints, _endpoints.c.id == d.endpoint_id)
         .where(
-            d.status == QUEUED,
+            *_first_in_line(),
             d.next_attempt_at <= now,
             or_(d.lease_until.is_(None), d.lease_until < now),
-            _endpoints.c.active.is_(True),
-            # Strict order per endpoint and subject: wait for every earlier queued one.
-            ~exists().where(
-                and_(
-                    earlier.c.endpoint_id == d.endpoint_id,
-                    earlier.c.subject == d.subject,
-                    earlier.c.sequence < d.sequence,
-                    earlier.c.status == QUEUED,
-                )
-            ),
         )
         .order_by(d.next_attempt_at, d.id)
         .limit(limit)
@@ -543,19 +551,18 @@ class WebhookStore:
                 )
 
     def next_due(self) -> datetime | None:
-        """When the next queued delivery of an active endpoint may be claimed."""
+        """When the next delivery may be claimed (of those first in line: a later one of
+        a subject waits for its predecessor, not for a time)."""
         d = _deliveries.c
         with self.db.read() as tx:
             rows = tx.execute(
                 select(d.next_attempt_at, d.lease_until)
                 .join(_endpoints, _endpoints.c.id == d.endpoint_id)
-                .where(d.status == QUEUED, _endpoints.c.active.is_(True))
+                .where(*_first_in_line())
                 .order_by(d.next_attempt_at)
                 .limit(1000)
             ).all()
-        times = [
-            _aware(max(n, lease) if lease is not None else n) for n, lease in rows
-        ]
+        times = [_aware(max(n, lease) if lease is not None else n) for n, lease in rows]
         return min(times, default=None)
 
 

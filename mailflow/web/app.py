@@ -19,7 +19,7 @@ from mailflow.services import metrics as figures
 from mailflow.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from mailflow.services.templates import TemplateInvalid
 from mailflow.telemetry import CONTENT_TYPE_LATEST
-from mailflow.web import actions, api, api_templates, session
+from mailflow.web import actions, api, api_templates, api_webhooks, session
 from mailflow.web.admin import router as admin_router
 from mailflow.web.auth import ApiAuthMiddleware
 from mailflow.web.deps import ServicesDep, pages_of
@@ -120,6 +120,7 @@ def create_app(system: System) -> FastAPI:
     session.install(app, system)
     app.include_router(api.router)
     app.include_router(api_templates.router)
+    app.include_router(api_webhooks.router)
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
     app.include_router(actions.router)
     app.include_router(seller_router)

@@ -62,7 +62,10 @@ class WebhookWorker:
         give_up_after_hours: float = 72.0,
         concurrency: int = 8,
         poll_seconds: float = POLL_SECONDS,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """``wall``: the Unix time each attempt is signed with (receivers check it against
+        their own clock, so it is the real time, not ``clock``)."""
         self.store = store
         self.clock = clock
         self.telemetry = telemetry
@@ -74,6 +77,7 @@ class WebhookWorker:
         self.give_up = timedelta(hours=give_up_after_hours)
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        self.wall = wall
         self._clients: dict[tuple[str, str, int], httpx2.AsyncClient] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -102,9 +106,9 @@ class WebhookWorker:
                     worked = False
                 if worked:
                     continue
+                if until_idle:
+                    return  # nothing could be claimed: nothing is due now
                 next_due = await asyncio.to_thread(self.store.next_due)
-                if until_idle and (next_due is None or next_due > self.clock()):
-                    return
                 await self._sleep(stop, next_due)
         finally:
             for client in self._clients.values():
@@ -206,7 +210,7 @@ class WebhookWorker:
         return client
 
     async def _post(self, target: guard.Target, ip: str, item: Claimed) -> tuple[int, str]:
-        timestamp = int(time.time())
+        timestamp = int(self.wall())
         headers = {
             "Host": target.host_header,
             "Content-Type": "application/json",
