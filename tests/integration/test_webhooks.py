@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +19,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from mailflow.bootstrap import System
-from mailflow.store.models import OutboxMessage
+from mailflow.bootstrap import System, build
+from mailflow.config import load
+from mailflow.store.models import OutboxMessage, WebhookDelivery, WebhookEvent
 from mailflow.web.app import create_app
 from tests import factories
 from tests.conftest import API_TOKEN
-from tests.support import MovableClock
+from tests.support import MovableClock, wait_for
 from tests.webhook_receiver import Receiver, receiver
 
 pytestmark = pytest.mark.postgres
@@ -382,3 +385,55 @@ class TestAddressGuard:
         assert deliver(hooks) == 0
         assert rx.requests == []
         assert api.get("/api/v1/webhooks").json() == []
+
+
+class TestWorkerKilled:
+    def test_sigkill_of_a_worker_with_events_in_flight_loses_none(
+        self, db_url: str, tmp_path: Path, relay: tuple[Any, int]
+    ) -> None:
+        from tests.integration.test_crash import TOKEN, _log_of, _write_config, mailflow
+
+        with receiver(script=["hang"], hang_seconds=4) as rx:
+            config = _write_config(
+                tmp_path,
+                db_url,
+                server="",
+                smtp=f"""mode = "relay"
+host = "127.0.0.1"
+port = {relay[1]}
+
+[webhooks]
+allow_http = true
+allow_private_networks = true
+timeout_seconds = 3
+lease_seconds = 4
+retry_base_seconds = 1""",
+            )
+            system = build(load(config).settings)
+            try:
+                with TestClient(create_app(system), base_url="http://mailflow.test") as api:
+                    api.headers["Authorization"] = f"Bearer {TOKEN}"
+                    register(api, rx.url, ["sale.created"])
+                    seller = factories.seller(api)
+                    for _ in range(3):
+                        factories.order(api, seller["id"])
+                with mailflow("worker", "--config", str(config), cwd=tmp_path) as first:
+                    wait_for(lambda: len(rx.requests) >= 1, timeout=20)
+                    first.send_signal(signal.SIGKILL)
+                    assert first.wait(10) == -signal.SIGKILL
+                with system.db.read() as session:
+                    rows = session.execute(select(WebhookDelivery)).scalars().all()
+                    assert [r.status for r in rows] == ["queued"] * 3
+                    event_ids = set(session.execute(select(WebhookEvent.event_id)).scalars().all())
+                with mailflow("worker", "--config", str(config), cwd=tmp_path) as second:
+                    wait_for(
+                        lambda: {r.headers["webhook-id"] for r in rx.delivered()} == event_ids,
+                        timeout=30,
+                    )
+                    second.send_signal(signal.SIGTERM)
+                    assert second.wait(15) == 0, _log_of(tmp_path, "worker")
+                with system.db.read() as session:
+                    rows = session.execute(select(WebhookDelivery)).scalars().all()
+                    assert [r.status for r in rows] == ["delivered"] * 3
+            finally:
+                system.close()
