@@ -189,6 +189,8 @@ PAGES = [
     "/admin/inbox/1",
     "/admin/inbox/1/html",
     "/admin/inbox/1/message.eml",
+    "/admin/webhooks",
+    "/admin/webhooks/deliveries/1",
 ]
 ACTIONS = [
     f"{EDIT}/draft",
@@ -199,6 +201,8 @@ ACTIONS = [
     f"{EDIT}/test-send",
     "/admin/sales/1/withdraw",
     "/admin/outbox/1/retry",
+    "/admin/webhooks/deliveries/1/replay",
+    "/admin/webhooks/1/enable",
 ]
 
 

@@ -437,3 +437,40 @@ retry_base_seconds = 1""",
                     assert [r.status for r in rows] == ["delivered"] * 3
             finally:
                 system.close()
+
+
+class TestConsole:
+    def test_endpoints_deliveries_attempts_and_replay(
+        self, hooks: System, api: TestClient, rx: Receiver
+    ) -> None:
+        from mailflow.services import accounts
+        from tests.integration.test_admin_pages import PASSWORD, csrf_of, sign_in
+
+        endpoint = register(api, rx.url, ["sale.created"])
+        rx.script = [410]
+        factories.order(api, factories.seller(api)["id"])
+        deliver(hooks)
+        accounts.create_user(hooks.services, "ops@console.example", "support", PASSWORD)
+        with TestClient(create_app(hooks), base_url="http://mailflow.test") as browser:
+            assert sign_in(browser, "ops@console.example").status_code == 303
+            page = browser.get("/admin/webhooks")
+            assert page.status_code == 200
+            assert rx.url in page.text
+            assert "410 Gone" in page.text
+            [delivery] = api.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries").json()
+            shown = browser.get(f"/admin/webhooks/deliveries/{delivery['id']}")
+            assert shown.status_code == 200
+            assert "410" in shown.text and delivery["event_id"] in shown.text
+            # Replay while disabled: refused, said so; enable, then replay sends it again.
+            token = csrf_of(browser, "/admin/webhooks")
+            refused = browser.post(
+                f"/admin/webhooks/deliveries/{delivery['id']}/replay", data={"csrf_token": token}
+            )
+            assert "disabled" in refused.text
+            browser.post(f"/admin/webhooks/{endpoint['id']}/enable", data={"csrf_token": token})
+            browser.post(
+                f"/admin/webhooks/deliveries/{delivery['id']}/replay", data={"csrf_token": token}
+            )
+            assert deliver(hooks) == 1
+            assert rx.requests[-1].headers["webhook-id"] == delivery["event_id"]
+            assert browser.get("/admin/webhooks/deliveries/999").status_code == 404
