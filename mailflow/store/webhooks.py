@@ -312,7 +312,8 @@ def delivery(tx: Transaction, delivery_id: int) -> DeliveryRecord | None:
 
 def replay(tx: Transaction, delivery_id: int, at: datetime) -> bool:
     """Queue the delivery again, due now, with the same event and ``webhook-id``; its give-up
-    time counts from now. A delivery in flight keeps its claim (its result is then dropped)."""
+    time counts from now. A claim in flight is dropped with its result: the delivery is sent
+    again either way. It keeps its place in its subject's order."""
     changed = tx.execute(
         update(_deliveries)
         .where(_deliveries.c.id == delivery_id)

@@ -559,6 +559,7 @@ class TestAccessibility:
             "/admin/inbox",
             "/admin/inbox/1?view=raw",
             "/admin/inbox/1?view=links",
+            "/admin/webhooks",
         ):
             tab.go(path)
             if path == EDIT:
@@ -594,6 +595,7 @@ class TestOnAPhone:
             "/admin/outbox",
             f"/admin/outbox/{console.dead_message}?view=raw",
             "/admin/inbox",
+            "/admin/webhooks",
         ):
             tab.go(path)
             no_sideways_scroll(page)
