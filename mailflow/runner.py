@@ -18,6 +18,7 @@ from mailflow.bootstrap import System
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
+from mailflow.store.database import WEBHOOKS_CHANNEL
 from mailflow.web.app import create_app
 
 log = logging.getLogger("mailflow")
@@ -80,8 +81,14 @@ async def sweep_forever(system: System, stop: asyncio.Event) -> None:
 
 
 async def webhooks_forever(system: System, stop: asyncio.Event) -> None:
-    """Webhook deliveries to the marketplace, until ``stop`` (docs/webhooks.md)."""
-    await system.webhook_worker().run(stop)
+    """Webhook deliveries to the marketplace, until ``stop`` (docs/webhooks.md); on
+    PostgreSQL with its own LISTEN, woken by deliveries other processes queue."""
+    worker = system.webhook_worker()
+    jobs = [worker.run(stop)]
+    dsn = system.db.listen_dsn()
+    if dsn is not None:
+        jobs.append(wakeup.listen(dsn, worker.wake, stop, channel=WEBHOOKS_CHANNEL))
+    await asyncio.gather(*jobs)
 
 
 def _tasks(system: System, stop: asyncio.Event) -> list[asyncio.Task[None]]:

@@ -22,6 +22,7 @@ from sqlmodel import Session
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_WRITERS = 4
 OUTBOX_CHANNEL = "mailflow_outbox"
+WEBHOOKS_CHANNEL = "mailflow_webhooks"
 
 Transaction = Session
 """What a unit of work hands out. Services only pass it on (to ``store`` functions, the outbox,
@@ -40,7 +41,7 @@ class AfterCommit:
 
     wake_webhooks: bool = False
     """Webhook deliveries became due: run the ``on_webhooks_queued`` hooks (this process's
-    webhook worker wakes; other processes' find them at their next poll)."""
+    webhook worker wakes; other processes hear PostgreSQL's NOTIFY, migration 0012)."""
 
 
 def after_commit(tx: Transaction) -> AfterCommit:

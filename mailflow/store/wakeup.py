@@ -16,8 +16,11 @@ log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 2.0
 
 
-async def listen(dsn: str, wake: Callable[[], None], stop: asyncio.Event) -> None:
-    """Call ``wake`` on every notification until ``stop``; reconnects after an outage."""
+async def listen(
+    dsn: str, wake: Callable[[], None], stop: asyncio.Event, channel: str = OUTBOX_CHANNEL
+) -> None:
+    """Call ``wake`` on every notification of ``channel`` until ``stop``; reconnects after an
+    outage."""
     while not stop.is_set():
         try:
             conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
@@ -28,7 +31,7 @@ async def listen(dsn: str, wake: Callable[[], None], stop: asyncio.Event) -> Non
             continue
         try:
             async with conn:
-                await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                await conn.execute(f"LISTEN {channel}")
                 wake()  # anything queued while nobody was listening
                 while not stop.is_set():
                     # Wait at most a second at a time, so that a stop is seen promptly.

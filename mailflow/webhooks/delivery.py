@@ -6,9 +6,9 @@ delivery per endpoint and subject, the earliest), sends the batch with up to
 ``[webhooks] concurrency`` requests at once over pooled connections (one httpx2 client per
 host, so a TLS connection verified for one name never carries another's requests), writes the
 results in one transaction, and claims again at once when anything was sent (the next event of
-a subject becomes claimable when the one before it is settled), else sleeps until a commit in
-this process queues a delivery, the next retry is due, or ``POLL_SECONDS`` pass (other
-processes' deliveries).
+a subject becomes claimable when the one before it is settled), else sleeps until a commit
+queues a delivery (in this process by a hook, in another by PostgreSQL's NOTIFY), the next
+retry is due, or ``POLL_SECONDS`` pass.
 
 Every attempt is signed afresh (a new ``webhook-timestamp``, the wall clock's: receivers check
 it against theirs) with the same ``webhook-id`` (the event's id). ``2xx`` is delivered; ``410``

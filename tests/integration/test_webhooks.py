@@ -474,3 +474,36 @@ class TestConsole:
             assert deliver(hooks) == 1
             assert rx.requests[-1].headers["webhook-id"] == delivery["event_id"]
             assert browser.get("/admin/webhooks/deliveries/999").status_code == 404
+
+
+class TestWakeUp:
+    def test_a_queued_delivery_notifies_the_workers_of_other_processes(
+        self, pg_only_url: str, make_system: Callable[..., System], rx: Receiver
+    ) -> None:
+        from mailflow.store import wakeup
+        from mailflow.store.database import WEBHOOKS_CHANNEL
+
+        system = make_system(pg_only_url, webhooks=OPEN)
+        dsn = system.db.listen_dsn()
+        assert dsn is not None
+        with TestClient(create_app(system), base_url="http://mailflow.test") as api:
+            api.headers["Authorization"] = f"Bearer {API_TOKEN}"
+            register(api, rx.url, ["sale.created"])
+            seller = factories.seller(api)
+
+            async def scenario() -> None:
+                stop, woken = asyncio.Event(), asyncio.Event()
+                listening = asyncio.create_task(
+                    wakeup.listen(dsn, woken.set, stop, channel=WEBHOOKS_CHANNEL)
+                )
+                await asyncio.wait_for(woken.wait(), 10)  # once, on connecting
+                woken.clear()
+                await asyncio.to_thread(factories.seller, api)  # no delivery: no notification
+                await asyncio.sleep(0.3)
+                assert not woken.is_set()
+                await asyncio.to_thread(factories.order, api, seller["id"])
+                await asyncio.wait_for(woken.wait(), 10)
+                stop.set()
+                await listening
+
+            asyncio.run(scenario())

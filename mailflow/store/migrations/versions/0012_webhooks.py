@@ -86,9 +86,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
+    if op.get_bind().dialect.name == "postgresql":
+        # As the outbox's (0007): a delivery queued wakes the webhook workers of every process.
+        op.execute(
+            """
+            CREATE FUNCTION mailflow_webhooks_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('mailflow_webhooks', '');
+                RETURN NULL;
+            END $$
+            """
+        )
+        op.execute(
+            """
+            CREATE TRIGGER webhook_delivery_queued
+            AFTER INSERT OR UPDATE OF status, next_attempt_at ON webhook_deliveries
+            FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION mailflow_webhooks_notify()
+            """
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER webhook_delivery_queued ON webhook_deliveries")
+        op.execute("DROP FUNCTION mailflow_webhooks_notify()")
     op.drop_index("ix_webhook_attempts_delivery_id", table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
     op.drop_index("ix_webhook_deliveries_event_id", table_name="webhook_deliveries")
