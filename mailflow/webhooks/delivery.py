@@ -215,6 +215,7 @@ class WebhookWorker:
             "Host": target.host_header,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",  # the answer is kept as text, not compressed bytes
             "webhook-id": item.webhook_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(
