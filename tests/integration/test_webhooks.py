@@ -280,7 +280,7 @@ class TestWorkers:
         rx: Receiver,
         make_system: Callable[..., System],
     ) -> None:
-        register(api, rx.url)
+        endpoint = register(api, rx.url)
         seller = factories.seller(api)
         for _ in range(6):
             factories.order(api, seller["id"])
@@ -293,7 +293,7 @@ class TestWorkers:
             )
 
         asyncio.run(both())
-        ids = [r.headers["webhook-id"] for r in rx.requests]
+        ids = [verified(r, endpoint["secret"])["id"] for r in rx.requests]
         assert len(ids) == 6
         assert len(set(ids)) == 6
 
@@ -413,7 +413,7 @@ retry_base_seconds = 1""",
             try:
                 with TestClient(create_app(system), base_url="http://mailflow.test") as api:
                     api.headers["Authorization"] = f"Bearer {TOKEN}"
-                    register(api, rx.url, ["sale.created"])
+                    endpoint = register(api, rx.url, ["sale.created"])
                     seller = factories.seller(api)
                     for _ in range(3):
                         factories.order(api, seller["id"])
@@ -432,6 +432,8 @@ retry_base_seconds = 1""",
                     )
                     second.send_signal(signal.SIGTERM)
                     assert second.wait(15) == 0, _log_of(tmp_path, "worker")
+                for request in rx.delivered():
+                    verified(request, endpoint["secret"])
                 with system.db.read() as session:
                     rows = session.execute(select(WebhookDelivery)).scalars().all()
                     assert [r.status for r in rows] == ["delivered"] * 3
