@@ -28,8 +28,10 @@ from mailflow.store.migrate import SchemaBehind as SchemaBehind
 from mailflow.store.outbox import OutboxStore
 from mailflow.store.sellers import Sellers
 from mailflow.store.templates import TemplateVersions
+from mailflow.store.webhooks import WebhookStore
 from mailflow.supervisor import Supervisor
 from mailflow.telemetry import Telemetry
+from mailflow.webhooks.delivery import WebhookWorker, support_notice
 
 
 @dataclass
@@ -74,6 +76,25 @@ class System:
         }
         worker = DeliveryWorker(self.outbox_store, target, self.clock, **options)  # type: ignore[arg-type]
         self.db.on_mail_queued(worker.wake)
+        return worker
+
+    def webhook_worker(self, **overrides: object) -> WebhookWorker:
+        """A webhook worker for this system; commits that queue deliveries wake it."""
+        hooks = self.settings.webhooks
+        smtp = self.settings.smtp
+        store = WebhookStore(self.db, hooks.lease_seconds, hooks.disable_after_hours)
+        options: dict[str, object] = {
+            "allow_http": hooks.allow_http,
+            "allow_private_networks": hooks.allow_private_networks,
+            "timeout_seconds": hooks.timeout_seconds,
+            "retry_base_seconds": hooks.retry_base_seconds,
+            "give_up_after_hours": hooks.give_up_after_hours,
+            "concurrency": hooks.concurrency,
+            **overrides,
+        }
+        notice = support_notice(smtp.from_address, smtp.support_address, self.clock)
+        worker = WebhookWorker(store, self.clock, self.telemetry, notice, **options)  # type: ignore[arg-type]
+        self.db.on_webhooks_queued(worker.wake)
         return worker
 
     def close(self) -> None:
@@ -140,6 +161,7 @@ def build(
             settings.inbound.authserv_id,
             settings.inbound.require_dmarc,
         ),
+        webhook_settings=settings.webhooks,
     )
 
     def count_suppressed(templates: list[str]) -> None:

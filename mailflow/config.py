@@ -292,6 +292,32 @@ class InboundSettings(_Section):
         return self
 
 
+class WebhookSettings(_Section):
+    """Deliveries to the marketplace's endpoints (``docs/webhooks.md``)."""
+
+    allow_http: bool = False
+    """``http://`` endpoints are refused unless this is true (development, tests)."""
+    allow_private_networks: bool = False
+    """Endpoints whose host resolves to a loopback, private, link-local or metadata address are
+    refused (at registration and at every connection) unless this is true."""
+    timeout_seconds: float = Field(10, gt=0, le=300)
+    retry_base_seconds: float = Field(30, gt=0)
+    give_up_after_hours: float = Field(72, gt=0)
+    disable_after_hours: float = Field(120, gt=0)
+    secret_overlap_hours: float = Field(24, ge=0)
+    concurrency: int = Field(8, ge=1, le=256)
+    lease_seconds: float = Field(60, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_request(self) -> WebhookSettings:
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError(
+                "webhooks.lease_seconds must be longer than webhooks.timeout_seconds "
+                "(a delivery in flight would be claimed again)"
+            )
+        return self
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -300,6 +326,7 @@ class Settings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @property
     def smtp_target(self) -> tuple[str, int]:

@@ -28,6 +28,7 @@ from mailflow.inbound.server import InboundServer
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
 from mailflow.store import wakeup
+from mailflow.store.database import WEBHOOKS_CHANNEL
 from mailflow.supervisor import beat
 from mailflow.web.app import create_app
 
@@ -163,19 +164,26 @@ def _tasks(
     inbound: InboundServer | None = None,
 ) -> list[asyncio.Task[None]]:
     """The supervised tasks: the delivery worker (its claim loop, senders and flusher), the
-    sweeper, on PostgreSQL the LISTEN wake-up, and the embedded inbox when given."""
+    sweeper, the webhook worker, on PostgreSQL the LISTEN wake-ups (of the outbox and of the
+    webhooks), and the embedded inbox and the inbound server when given."""
     supervisor = system.supervisor
     worker = system.delivery_worker()
+    hooks = system.webhook_worker()
     sweep_stale = 3 * system.settings.policy.sweep_every_seconds + 60
     sweep = lambda: sweep_forever(system, stop)  # noqa: E731
     tasks = [
         asyncio.create_task(worker.run(stop)),  # supervises its claim loop, senders, flusher
         supervisor.start("sweeper", sweep, stop, stale_after=sweep_stale),
+        supervisor.start("webhooks", lambda: hooks.run(stop), stop),
     ]
     dsn = system.db.listen_dsn()
     if dsn is not None:
         woken = lambda: wakeup.listen(dsn, worker.wake, stop)  # noqa: E731
         tasks.append(supervisor.start("wakeup", woken, stop, stale_after=wakeup.STALE_AFTER))
+        hooks_woken = lambda: wakeup.listen(dsn, hooks.wake, stop, channel=WEBHOOKS_CHANNEL)  # noqa: E731
+        tasks.append(
+            supervisor.start("webhooks.wakeup", hooks_woken, stop, stale_after=wakeup.STALE_AFTER)
+        )
     if inbox is not None:
         tasks.append(supervisor.start("inbox", lambda: keep_listening(inbox, stop), stop))
     if inbound is not None:

@@ -75,6 +75,13 @@ class FakeOutbox:
         return [q.key for q in self.sent]
 
 
+class NoWebhooks:
+    """No webhook endpoint is registered: the webhook handlers write nothing."""
+
+    def subscribers(self, tx: Transaction) -> list[tuple[int, list[str]]]:
+        return []
+
+
 class FakeTransaction:
     """Stands for a transaction; the fakes keep their state themselves."""
 
@@ -230,5 +237,6 @@ def make(policy: PolicySettings | None = None) -> Fakes:
         template_versions=versions,  # type: ignore[arg-type]
         standings=standings,
         logins=logins,
+        webhooks=NoWebhooks(),  # type: ignore[arg-type]
     )
     return Fakes(ctx, outbox, db, standings, logins, clock)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailflow.clock import Clock
-from mailflow.config import PolicySettings
+from mailflow.config import PolicySettings, WebhookSettings
 from mailflow.inbound.addresses import AddressBook
 from mailflow.inbound.sender import Trust
 from mailflow.links import LinkSigner
@@ -14,8 +14,8 @@ from mailflow.mail.outbox import Outbox
 from mailflow.mail.overrides import OverrideStore
 from mailflow.mail.templates import Renderer
 from mailflow.payments import PaymentGateway
-from mailflow.services.ports import LoginStore, StandingStore, UnitOfWork
-from mailflow.store import logins, standings
+from mailflow.services.ports import LoginStore, StandingStore, UnitOfWork, WebhookEventStore
+from mailflow.store import logins, standings, webhooks
 from mailflow.store.history import History
 from mailflow.store.listings import Listings
 from mailflow.store.messages import Messages
@@ -61,6 +61,8 @@ class ServiceContext:
     """``inbound.enabled``: outgoing mail's envelope sender is its ``bounce+`` address."""
     reply_trust: Trust = field(default_factory=lambda: Trust(("127.0.0.1/32", "::1/128"), ""))
     """What the sender check of a reply believes (``inbound.trusted_relays``, …)."""
+    webhooks: WebhookEventStore = field(default=webhooks)
+    webhook_settings: WebhookSettings = field(default_factory=WebhookSettings)
 
     def action_url(self, sale_id: int, action: str) -> str:
         return f"{self.base_url}/s/{self.signer.sale_token(sale_id, action)}"

@@ -6,8 +6,8 @@ or a seller); the handlers registered for the event's type run in order, in the 
 transaction, so their effects commit (or roll back) with the change.
 
 Registering a side effect: add its handler to ``HANDLERS``, beside ``notify``'s, for each
-event type it follows. A handler is ``handler(ctx, tx, event, about) -> None``. Next to come:
-``webhooks`` (queue a delivery per subscribed event) and ``conversation`` (relay messages
+event type it follows. A handler is ``handler(ctx, tx, event, about) -> None``. ``webhooks``
+queues a delivery per subscribed endpoint; next to come, ``conversation`` (relay messages
 between buyer and seller): each is one more entry per event type, never a branch in a
 service.
 """
@@ -32,7 +32,7 @@ from mailflow.domain.events import (
     TierChanged,
     TierEntered,
 )
-from mailflow.services import notify, relay
+from mailflow.services import notify, relay, webhooks
 from mailflow.services.context import ServiceContext
 from mailflow.store.database import Transaction
 from mailflow.store.records import SaleFacts, SellerRecord
@@ -45,17 +45,17 @@ it was about, or None."""
 Handler = Callable[[ServiceContext, Transaction, Any, Any], None]
 
 HANDLERS: dict[type[Event], tuple[Handler, ...]] = {
-    SaleCreated: (notify.sale_created,),
-    SaleTransitioned: (notify.sale_transitioned,),
+    SaleCreated: (notify.sale_created, webhooks.sale_created),
+    SaleTransitioned: (notify.sale_transitioned, webhooks.sale_transitioned),
     DeadlineNear: (notify.deadline_near,),
-    TierChanged: (),
+    TierChanged: (webhooks.tier_changed,),
     TierEntered: (notify.tier_entered,),
     SellerSuspended: (notify.tier_entered,),
     SellerReinstated: (notify.tier_entered,),
     LoginLinkRequested: (notify.login_link_requested,),
-    EmailBounced: (),
+    EmailBounced: (webhooks.email_bounced,),
     AddressSuppressed: (notify.address_suppressed,),
-    MessageWritten: (relay.relay,),
+    MessageWritten: (relay.relay, webhooks.message_received),
     CommandAnswered: (relay.command_answered,),
 }
 

@@ -34,6 +34,7 @@ __all__ = [
     "standing_of",
     "stats",
     "stats_all",
+    "stats_in",
     "window_start",
 ]
 
@@ -126,17 +127,22 @@ def evaluate_all(ctx: ServiceContext, *, full: bool = False) -> int:
 
 def stats(ctx: ServiceContext, seller_id: int) -> dict[str, Any]:
     """What the seller (and an admin) sees: the rate, the tier and the sales that count."""
+    with ctx.db.read() as session:
+        return stats_in(ctx, session, seller_id)
+
+
+def stats_in(ctx: ServiceContext, session: Transaction, seller_id: int) -> dict[str, Any]:
+    """``stats``, read in ``session`` (a webhook's data, in the transaction of the change)."""
     now = ctx.clock()
     since = window_start(ctx.policy, now)
     against = [SaleStatus.CANCELLED.value]
     if ctx.policy.count_refusals:
         against += list(store.REFUSED)
-    with ctx.db.read() as session:
-        seller = store.seller(session, seller_id)
-        if seller is None:
-            raise NotFound(f"no seller {seller_id}")
-        counts = store.counts(session, seller_id, since)
-        sales = store.counted_sales(session, seller_id, since, against)
+    seller = store.seller(session, seller_id)
+    if seller is None:
+        raise NotFound(f"no seller {seller_id}")
+    counts = store.counts(session, seller_id, since)
+    sales = store.counted_sales(session, seller_id, since, against)
     rules = rules_of(ctx.policy)
     return {
         "seller_id": seller_id,

@@ -8,12 +8,14 @@ sends, one tier email per entry — runs in microseconds without a database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from mailflow.domain.policy import Counts, Standing
 from mailflow.store.database import Transaction
+from mailflow.store.listings import Listing
 from mailflow.store.logins import LinkRecord, UserRecord
 from mailflow.store.records import SellerRecord
 
@@ -78,3 +80,26 @@ class LoginStore(Protocol):
     def end_session(self, tx: Transaction, digest: str) -> None: ...
 
     def end_sessions(self, tx: Transaction, kind: str, subject_id: int) -> int: ...
+
+
+class WebhookEventStore(Protocol):
+    """Where the webhook handlers write events and deliveries (``store.webhooks``)."""
+
+    def subscribers(self, tx: Transaction) -> list[tuple[int, list[str]]]: ...
+
+    def next_sequence(self, tx: Transaction, subject: str) -> int: ...
+
+    def add_event(
+        self,
+        tx: Transaction,
+        *,
+        event_id: str,
+        type_: str,
+        subject: str,
+        sequence: int,
+        body: bytes,
+        at: datetime,
+        endpoint_ids: Iterable[int],
+    ) -> int: ...
+
+    def listing(self, tx: Transaction, listing_id: int) -> Listing | None: ...

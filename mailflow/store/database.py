@@ -22,6 +22,7 @@ from sqlmodel import Session
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_WRITERS = 4
 OUTBOX_CHANNEL = "mailflow_outbox"
+WEBHOOKS_CHANNEL = "mailflow_webhooks"
 
 Transaction = Session
 """What a unit of work hands out. Services only pass it on (to ``store`` functions, the outbox,
@@ -37,6 +38,10 @@ class AfterCommit:
     wake_mail: bool = False
     """Outbox rows became due: run the database's ``on_mail_queued`` hooks (the delivery
     worker of this process wakes; other processes hear PostgreSQL's NOTIFY)."""
+
+    wake_webhooks: bool = False
+    """Webhook deliveries became due: run the ``on_webhooks_queued`` hooks (this process's
+    webhook worker wakes; other processes hear PostgreSQL's NOTIFY, migration 0012)."""
 
 
 def after_commit(tx: Transaction) -> AfterCommit:
@@ -135,6 +140,7 @@ class Database:
         self.engine = engine
         self.read_engine = read_engine or engine
         self._mail_hooks: list[Callable[[], None]] = []
+        self._webhook_hooks: list[Callable[[], None]] = []
         self._writers = Turns(writers) if writers else None
         self._depth = threading.local()
 
@@ -156,6 +162,10 @@ class Database:
         """Call ``hook`` after every commit that wrote outbox rows (wakes this process's
         worker)."""
         self._mail_hooks.append(hook)
+
+    def on_webhooks_queued(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after every commit that queued webhook deliveries."""
+        self._webhook_hooks.append(hook)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -187,6 +197,9 @@ class Database:
             requests: AfterCommit | None = session.info.pop(_AFTER_COMMIT, None)
             if requests is not None and requests.wake_mail:
                 for hook in self._mail_hooks:
+                    hook()
+            if requests is not None and requests.wake_webhooks:
+                for hook in self._webhook_hooks:
                     hook()
 
     @contextmanager

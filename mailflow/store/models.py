@@ -330,3 +330,79 @@ class ConversationMessage(SQLModel, table=True):
     status: str = Field(max_length=16)  # "relayed" or "command"
     source: str | None = Field(default=None, max_length=255)
     created_at: datetime
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A marketplace URL that receives events, signed with its secret (``whsec_…``)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    events: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list of type names
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_until: datetime | None = None
+    """Until then, the secret before the last rotation signs too."""
+    active: bool = True
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    disabled_at: datetime | None = None
+    failing_since: datetime | None = None
+    """The first failed attempt since the last delivered one (disable_after_hours)."""
+    created_at: datetime
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One event, written in the transaction of the change; ``body`` is what is sent."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("subject", "sequence", name="uq_webhook_event_sequence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=40, unique=True)
+    type: str = Field(max_length=40)
+    subject: str = Field(max_length=40)  # "sale:12", "seller:3", "listing:7"
+    sequence: int
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one endpoint: queued until delivered or given up (``failed``)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_order", "endpoint_id", "subject", "sequence"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="webhook_endpoints.id")
+    event_id: int = Field(foreign_key="webhook_events.id", index=True)
+    subject: str = Field(max_length=40)
+    sequence: int
+    status: str = Field(default="queued", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    queued_at: datetime
+    """When the delivery was queued (or replayed): give_up_after_hours counts from here."""
+    delivered_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP request of a delivery and what came back."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhook_deliveries.id", index=True)
+    at: datetime
+    outcome: str = Field(max_length=16)  # delivered, retry, failed, gone
+    status_code: int | None = None
+    duration_ms: int
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response: str = Field(default="", sa_column=Column(Text, nullable=False))

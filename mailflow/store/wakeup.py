@@ -19,8 +19,11 @@ STALE_AFTER = 30.0
 """Not ready (``/readyz``) after this long without a working LISTEN connection."""
 
 
-async def listen(dsn: str, wake: Callable[[], None], stop: asyncio.Event) -> None:
-    """Call ``wake`` on every notification until ``stop``; reconnects after an outage."""
+async def listen(
+    dsn: str, wake: Callable[[], None], stop: asyncio.Event, channel: str = OUTBOX_CHANNEL
+) -> None:
+    """Call ``wake`` on every notification of ``channel`` until ``stop``; reconnects after an
+    outage."""
     while not stop.is_set():
         try:
             conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
@@ -31,7 +34,7 @@ async def listen(dsn: str, wake: Callable[[], None], stop: asyncio.Event) -> Non
             continue
         try:
             async with conn:
-                await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                await conn.execute(f"LISTEN {channel}")
                 wake()  # anything queued while nobody was listening
                 while not stop.is_set():
                     beat()

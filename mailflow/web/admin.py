@@ -18,7 +18,14 @@ from starlette.concurrency import run_in_threadpool
 
 from mailflow.services import accounts
 from mailflow.services.context import ServiceContext
-from mailflow.web import admin_inbound, admin_mail, admin_sales, admin_templates, console_locale
+from mailflow.web import (
+    admin_inbound,
+    admin_mail,
+    admin_sales,
+    admin_templates,
+    admin_webhooks,
+    console_locale,
+)
 from mailflow.web.admin_core import LOGIN_PATH, AdminRoute, field, redirect, render, t
 from mailflow.web.deps import (
     SESSION_CONSOLE_USER,
@@ -143,3 +150,4 @@ router.include_router(admin_templates.router)
 router.include_router(admin_sales.router)
 router.include_router(admin_mail.router)
 router.include_router(admin_inbound.router)
+router.include_router(admin_webhooks.router)

@@ -92,6 +92,7 @@ def _nav(request: Request, user: ConsoleUser | None) -> list[dict[str, Any]]:
         ("/admin/sales", t("admin.nav.sales")),
         ("/admin/outbox", t("admin.nav.outbox")),
         ("/admin/bounces", t("admin.nav.bounces")),
+        ("/admin/webhooks", t("admin.nav.webhooks")),
     ]
     if shows_inbox(request):
         items.append(("/admin/inbox", t("admin.nav.inbox")))

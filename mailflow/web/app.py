@@ -27,6 +27,7 @@ from mailflow.web import (
     api_messages,
     api_suppressions,
     api_templates,
+    api_webhooks,
     docs_pages,
     ops,
     seller_core,
@@ -175,6 +176,7 @@ def create_app(system: System) -> FastAPI:
     app.include_router(api_messages.router)
     app.include_router(api_templates.router)
     app.include_router(api_suppressions.router)
+    app.include_router(api_webhooks.router)
     app.add_exception_handler(TemplateInvalid, api_templates.invalid_template)
     app.include_router(actions.router)
     app.include_router(seller_router)

@@ -562,6 +562,7 @@ class TestAccessibility:
             "/admin/nothing-here",  # the page of an address that is none
             "/admin/bounces",
             "/admin/suppressions",
+            "/admin/webhooks",
         ):
             if path == "/admin/nothing-here":
                 tab.expect_status(404, path)
@@ -601,6 +602,7 @@ class TestOnAPhone:
             "/admin/inbox",
             "/admin/bounces",
             "/admin/suppressions",
+            "/admin/webhooks",
         ):
             tab.go(path)
             no_sideways_scroll(page)

@@ -192,6 +192,8 @@ PAGES = [
     "/admin/bounces",
     "/admin/bounces/1",
     "/admin/suppressions",
+    "/admin/webhooks",
+    "/admin/webhooks/deliveries/1",
 ]
 ACTIONS = [
     f"{EDIT}/draft",
@@ -205,6 +207,8 @@ ACTIONS = [
     "/admin/outbox/1/retry",
     "/admin/inbox/clear",
     "/admin/suppressions/lift",
+    "/admin/webhooks/deliveries/1/replay",
+    "/admin/webhooks/1/enable",
 ]
 
 
