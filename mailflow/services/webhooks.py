@@ -88,9 +88,11 @@ def queue_event(
 
 def _sale_data(tx: Transaction, about: SaleFacts) -> dict[str, Any]:
     # Imported here: services.sales dispatches, so it imports this module's registry.
-    from mailflow.services.sales import sale_view
+    from mailflow.services.sales import emails_view, sale_view
 
-    return sale_view(tx, about.sale, about.payment)
+    # As GET /api/v1/sales/{id} answers it, read in the change's transaction: its emails are
+    # the ones queued so far, in the delivery state they are in at that moment.
+    return {**sale_view(tx, about.sale, about.payment), "emails": emails_view(tx, about.sale.id)}
 
 
 def sale_created(ctx: ServiceContext, tx: Transaction, event: SaleCreated, about: Any) -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mailflow.services import conversation
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import IdPath, ServicesDep
+from mailflow.web.responses import API_ERRORS, errors
 
 router = APIRouter(prefix="/api/v1", dependencies=[Authenticated])
 
@@ -35,31 +36,11 @@ class MessageOut(BaseModel):
     )
 
 
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-
-
-class FieldProblem(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
-class InvalidOut(BaseModel):
-    error: Literal["invalid"]
-    detail: list[FieldProblem]
-
-
 @router.get(
     "/sales/{sale_id}/messages",
     tags=["sales"],
     response_model=list[MessageOut],
-    responses={
-        401: {"model": ErrorOut, "description": "no bearer token, or a wrong one"},
-        404: {"model": ErrorOut, "description": "no such sale"},
-        422: {"model": InvalidOut, "description": "the sale id is not a valid id"},
-    },
+    responses=errors(*API_ERRORS, 404),
 )
 def sale_messages(sale_id: IdPath, services: ServicesDep) -> list[MessageOut]:
     """The sale's conversation between its buyer, its seller and customer service, oldest

@@ -4,7 +4,7 @@ bounces). Listing it, and lifting one address (the mail held for it is sent)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
@@ -13,26 +13,14 @@ from mailflow.schemas import Email
 from mailflow.services import suppressions
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import ServicesDep
+from mailflow.web.responses import API_ERRORS, errors
 
 router = APIRouter(
-    prefix="/api/v1/suppressions", dependencies=[Authenticated], tags=["suppressions"]
+    prefix="/api/v1/suppressions",
+    dependencies=[Authenticated],
+    tags=["suppressions"],
+    responses=errors(*API_ERRORS),
 )
-
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
-class InvalidOut(BaseModel):
-    error: str
-    detail: list[FieldError]
 
 
 class SuppressionOut(BaseModel):
@@ -57,15 +45,10 @@ class LiftedOut(BaseModel):
     """How many held emails were queued again."""
 
 
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "no token or a wrong one"}
-}
-_INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"model": InvalidOut, "description": "bad input, with the field at fault"}
-}
-
-
-@router.get("", response_model=SuppressionsOut, responses={**_UNAUTHORIZED, **_INVALID})
+@router.get(
+    "",
+    response_model=SuppressionsOut,
+)
 def list_suppressions(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -91,11 +74,7 @@ def list_suppressions(
 @router.delete(
     "/{email}",
     response_model=LiftedOut,
-    responses={
-        **_UNAUTHORIZED,
-        404: {"model": ErrorOut, "description": "the address is not on the list"},
-        **_INVALID,
-    },
+    responses=errors(404),
 )
 def lift_suppression(email: Annotated[Email, Path()], services: ServicesDep) -> LiftedOut:
     """Take the address off the list; the emails held for it are queued again."""

@@ -9,46 +9,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from mailflow.services import webhooks
 from mailflow.web.auth import Authenticated
 from mailflow.web.deps import IdPath, ServicesDep
+from mailflow.web.responses import API_ERRORS, errors
 
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
-class InvalidOut(BaseModel):
-    error: Literal["invalid"]
-    detail: list[FieldError]
-
-
-class MalformedOut(BaseModel):
-    error: Literal["malformed_json"]
-    message: str
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": MalformedOut, "description": "The body is not valid JSON."},
-    401: {"model": ErrorOut, "description": "No bearer token, or a wrong one."},
-    404: {"model": ErrorOut, "description": "No such endpoint or delivery."},
-    422: {"model": InvalidOut, "description": "A field is wrong; it is named."},
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "The endpoint is disabled (`endpoint_disabled`)."}
-}
+CONFLICT = errors(409)
+"""Replaying a delivery to a disabled endpoint (``endpoint_disabled``)."""
 
 router = APIRouter(
-    prefix="/api/v1/webhooks", dependencies=[Authenticated], tags=["webhooks"], responses=ERRORS
+    prefix="/api/v1/webhooks",
+    dependencies=[Authenticated],
+    tags=["webhooks"],
+    responses=errors(*API_ERRORS, 404),
 )
 
 
@@ -56,7 +31,13 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2000, examples=["https://market.example/hooks"])
-    events: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+    events: list[
+        Annotated[
+            str,
+            Field(min_length=1, max_length=40),
+            WithJsonSchema({"type": "string", "enum": ["*", *sorted(webhooks.EVENT_TYPES)]}),
+        ]
+    ] = Field(
         min_length=1, max_length=webhooks.MAX_EVENTS, examples=[["sale.refused", "sale.expired"]]
     )
     description: str = Field(default="", max_length=500)
