@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import signal
+import smtplib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +22,14 @@ from standardwebhooks import Webhook
 
 from mailflow.bootstrap import System, build
 from mailflow.config import load
+from mailflow.services import conversation
 from mailflow.store.models import OutboxMessage, WebhookDelivery, WebhookEvent
 from mailflow.web.app import create_app
 from tests import factories
 from tests.conftest import API_TOKEN
-from tests.support import MovableClock, wait_for
+from tests.inbound_support import dsn, inbound_server
+from tests.support import MovableClock, RelayHandler, wait_for
+from tests.support import deliver as deliver_mail
 from tests.webhook_receiver import Receiver, receiver
 
 pytestmark = pytest.mark.postgres
@@ -511,3 +515,50 @@ class TestWakeUp:
                 await listening
 
             asyncio.run(scenario())
+
+
+class TestInboundEvents:
+    """``email.bounced`` and ``message.received`` follow inbound mail's events: a real DSN
+    over SMTP to the inbound server, and a message customer service writes on the sale."""
+
+    @pytest.fixture
+    def mailing(self, db_url: str, make_system: Callable[..., System]) -> System:
+        return make_system(db_url, webhooks=OPEN, inbound={"enabled": True, "domain": "b.test"})
+
+    def test_a_bounce_and_a_message_reach_the_endpoint_with_the_sales_sequence(
+        self, mailing: System, rx: Receiver, relay: tuple[RelayHandler, int]
+    ) -> None:
+        handler, _ = relay
+        with TestClient(create_app(mailing), base_url="http://mailflow.test") as api:
+            api.headers["Authorization"] = f"Bearer {API_TOKEN}"
+            endpoint = register(api, rx.url, ["email.bounced", "message.received"])
+            seller = factories.seller(api, email="gone@shop.example")
+            [sale] = factories.order(api, seller["id"])["sales"]
+            deliver_mail(mailing)
+            order_mail = handler.received[-1]
+            with inbound_server(mailing) as (_server, port):  # noqa: SIM117 (its port)
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                    verp = order_mail.mail_from
+                    client.sendmail("", [verp], dsn(verp, order_mail.rcpt_tos[0]))
+            conversation.write(mailing.services, sale["id"], conversation.Author.SUPPORT, "Bonjour")
+            assert deliver(mailing) == 2
+            bodies = [verified(r, endpoint["secret"]) for r in rx.requests]
+            bounced, message = bodies
+            assert (bounced["type"], message["type"]) == ("email.bounced", "message.received")
+            # Both count in the sale's sequence, which only these two types reached.
+            assert (bounced["sequence"], message["sequence"]) == (1, 2)
+            email = bounced["data"]
+            assert email["sale_id"] == sale["id"] and email["key"] == "seller_new_sale"
+            assert email["to"] == "gone@shop.example" and email["status"] == "bounced"
+            assert email["bounce"]["status"].startswith("5.")
+            [listed] = [
+                e
+                for e in api.get(f"/api/v1/sales/{sale['id']}").json()["emails"]
+                if e["key"] == "seller_new_sale"
+            ]
+            assert email["message_id"] == listed["message_id"]
+            [written] = api.get(f"/api/v1/sales/{sale['id']}/messages").json()
+            assert message["data"] == {
+                "sale_id": sale["id"],
+                **{k: written[k] for k in ("id", "from", "body", "received_at", "status")},
+            }
