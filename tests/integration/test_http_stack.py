@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import select as io_select
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -82,6 +83,10 @@ class TestBodyLimit:
                     + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
                 )
                 for _ in range(5):
+                    # The server answers 413 and closes as soon as the body passes the limit:
+                    # stop sending then (a write after its close would break the pipe).
+                    if io_select.select([conn], [], [], 0.2)[0]:
+                        break
                     conn.sendall(b"3E8\r\n" + b"z" * 1000 + b"\r\n")
                 answer = conn.recv(65536).decode("latin-1")
         assert answer.startswith("HTTP/1.1 413")
@@ -223,6 +228,8 @@ class TestOpenApiDocument:
         for path, operations in doc["paths"].items():
             for method, operation in operations.items():
                 ok = [s for s in operation["responses"] if s.startswith("2")]
+                if ok == ["204"]:
+                    continue  # no content: nothing to type
                 content = operation["responses"][ok[0]].get("content", {})
                 schema = next(iter(content.values()), {}).get("schema", {})
                 assert schema and schema != {}, f"{method} {path} has an untyped answer"
@@ -240,6 +247,8 @@ class TestOpenApiDocument:
 
 
 SAMPLE = {
+    "endpoint_id": "1",
+    "delivery_id": "1",
     "sale_id": "1",
     "seller_id": "1",
     "sku": "SKU",
