@@ -38,6 +38,7 @@ from mailflow.mail.formatting import duration
 from mailflow.store.outbox import DEAD, QUEUED, SENT, Claimed, OutboxStore, Result
 from mailflow.supervisor import Supervisor, beat
 from mailflow.telemetry import Telemetry
+from mailflow.wakeable import Wakeable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class SmtpTarget:
     timeout: float = 30.0
 
 
-class DeliveryWorker:
+class DeliveryWorker(Wakeable):
     def __init__(
         self,
         store: OutboxStore,
@@ -97,8 +98,6 @@ class DeliveryWorker:
         self.give_up = timedelta(hours=give_up_after_hours)
         self.poll_seconds = poll_seconds
         self.return_path = return_path
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
         self._queue: asyncio.Queue[Claimed | None] | None = None
         self._results: list[Result] = []
         self._results_ready: asyncio.Event | None = None
@@ -113,21 +112,11 @@ class DeliveryWorker:
         self.name = name
         self.sent_count = 0
 
-    # -- waking ---------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        """Thread-safe: a commit queued mail, look now rather than at the next poll."""
-        loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-
     # -- running --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
         """Deliver until ``stop`` is set (or, with ``until_idle``, until nothing is due)."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._arm()
         self._results_ready = asyncio.Event()
         self._stopping = False
         self._queue = asyncio.Queue(maxsize=self.concurrency * 2)

@@ -38,6 +38,7 @@ from mailflow.store import outbox
 from mailflow.store.database import Transaction
 from mailflow.store.webhooks import Claimed, EndpointRecord, Result, WebhookStore
 from mailflow.telemetry import Telemetry
+from mailflow.wakeable import Wakeable
 from mailflow.webhooks import guard
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ USER_AGENT = f"mailflow-webhooks/{__version__}"
 METRIC_OUTCOMES = {"delivered": "delivered", "retry": "retried", "failed": "failed", "gone": "gone"}
 
 
-class WebhookWorker:
+class WebhookWorker(Wakeable):
     def __init__(
         self,
         store: WebhookStore,
@@ -79,25 +80,15 @@ class WebhookWorker:
         self.poll_seconds = poll_seconds
         self.wall = wall
         self._clients: dict[tuple[str, str, int], httpx2.AsyncClient] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
         self.delivered_count = 0
-
-    def wake(self) -> None:
-        """Thread-safe: a commit queued deliveries; look now rather than at the next poll."""
-        loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
         """Deliver until ``stop`` is set (or, with ``until_idle``, until nothing is due)."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        woken = self._arm()
         stop = stop or asyncio.Event()
         try:
             while not stop.is_set():
-                self._wake.clear()
+                woken.clear()
                 try:
                     worked = await self.run_once()
                 except Exception:
