@@ -4,6 +4,10 @@ so the mail held for it goes out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -22,26 +26,36 @@ router = APIRouter(route_class=AdminRoute)
 PAGE_SIZE = 50
 
 
-def _offset(page: int) -> int:
-    return (page - 1) * PAGE_SIZE
+def _paged(
+    request: Request,
+    page: int | None,
+    fetch: Callable[..., Any],
+    template: str,
+    title: str,
+    tab: str,
+) -> HTMLResponse:
+    """One page of a listing (received messages, suppressions), ``PAGE_SIZE`` rows a page."""
+    number = page_number(page)
+    offset = (number - 1) * PAGE_SIZE
+    found = fetch(limit=PAGE_SIZE, offset=offset)
+    return render(
+        request,
+        template,
+        title,
+        rows=found.rows,
+        total=found.total,
+        page=number,
+        has_next=offset + len(found.rows) < found.total,
+        tab=tab,
+    )
 
 
 @router.get("/bounces", response_class=HTMLResponse)
 def bounces_page(
     request: Request, user: ConsoleUserDep, ctx: ServicesDep, page: int | None = None
 ) -> HTMLResponse:
-    number = page_number(page)
-    found = suppressions.list_received(ctx, limit=PAGE_SIZE, offset=_offset(number))
-    return render(
-        request,
-        "admin/bounces.html.j2",
-        t("admin.nav.bounces"),
-        rows=found.rows,
-        total=found.total,
-        page=number,
-        has_next=_offset(number) + len(found.rows) < found.total,
-        tab="bounces",
-    )
+    fetch = partial(suppressions.list_received, ctx)
+    return _paged(request, page, fetch, "admin/bounces.html.j2", t("admin.nav.bounces"), "bounces")
 
 
 @router.get("/bounces/{message_id}", response_class=HTMLResponse)
@@ -61,18 +75,9 @@ def received_page(
 def suppressions_page(
     request: Request, user: ConsoleUserDep, ctx: ServicesDep, page: int | None = None
 ) -> HTMLResponse:
-    number = page_number(page)
-    found = suppressions.list_suppressions(ctx, limit=PAGE_SIZE, offset=_offset(number))
-    return render(
-        request,
-        "admin/suppressions.html.j2",
-        t("admin.suppressions.title"),
-        rows=found.rows,
-        total=found.total,
-        page=number,
-        has_next=_offset(number) + len(found.rows) < found.total,
-        tab="suppressions",
-    )
+    fetch = partial(suppressions.list_suppressions, ctx)
+    title = t("admin.suppressions.title")
+    return _paged(request, page, fetch, "admin/suppressions.html.j2", title, "suppressions")
 
 
 @router.post("/suppressions/lift")
