@@ -187,8 +187,19 @@ def _tasks(
     if inbox is not None:
         tasks.append(supervisor.start("inbox", lambda: keep_listening(inbox, stop), stop))
     if inbound is not None:
-        tasks.append(supervisor.start("inbound", lambda: keep_listening(inbound, stop), stop))
+        tasks += _inbound_tasks(system, inbound, stop)
     return tasks
+
+
+def _inbound_tasks(
+    system: System, inbound: InboundServer, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """The inbound server, and the processor running the handlers of what it spools."""
+    supervisor = system.supervisor
+    return [
+        supervisor.start("inbound", lambda: keep_listening(inbound, stop), stop),
+        supervisor.start("inbound.processor", lambda: inbound.processor.run(stop), stop),
+    ]
 
 
 async def run_tasks(system: System, stop: asyncio.Event) -> None:
@@ -280,7 +291,7 @@ async def inbound_only(system: System, host: str | None, port: int | None) -> No
     server = InboundServer.of(system, host, port)
     await server.start()
     log.info("inbound SMTP listening on %s:%s", server.host, server.port)
-    await system.supervisor.start("inbound", lambda: keep_listening(server, stop), stop)
+    await asyncio.gather(*_inbound_tasks(system, server, stop))
     await server.stop()
 
 

@@ -11,7 +11,10 @@ Where each figure is counted:
 - ``smtp_send_seconds``: the delivery worker, around one SMTP transaction.
 - ``http_request_duration_seconds{route,method,status}``: the web app's access middleware.
 - ``webhook_deliveries_total{outcome}``: the webhook worker.
-- ``inbound_messages_total{kind,verdict}``: the inbound SMTP server.
+- ``inbound_messages_total{kind,verdict}``: the inbound processor, once a message's
+  handlers have run (``failed`` when they could not, after every try).
+- ``inbound_spool_messages``: the inbound processor, each time it looks at the spool: how
+  many received messages wait for their handlers (all processes' together).
 - ``task_restarts_total{task}``, ``task_up{task}``, ``task_last_success_seconds{task}``: the
   supervisor of the long-running tasks.
 """
@@ -65,6 +68,11 @@ class Telemetry:
             "mailflow_inbound_messages",
             "Messages received by the inbound SMTP server, by kind and verdict.",
             ["kind", "verdict"],
+            registry=r,
+        )
+        self.inbound_spool_messages = Gauge(
+            "mailflow_inbound_spool_messages",
+            "Received messages kept and waiting for their handlers.",
             registry=r,
         )
         self.task_restarts_total = Counter(

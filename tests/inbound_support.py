@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import make_msgid
@@ -11,12 +12,17 @@ from typing import Any
 
 from mailflow.bootstrap import System
 from mailflow.inbound.server import InboundServer, Limits
+from mailflow.store import spool
+from mailflow.store.database import Database
 from tests.support import free_port
+
+_RUNNING: dict[int, Database] = {}
 
 
 @contextmanager
 def inbound_server(system: System, **limits: Any) -> Iterator[tuple[InboundServer, int]]:
-    """The inbound SMTP server of ``system`` on 127.0.0.1 (its own loop, in a thread)."""
+    """The inbound SMTP server of ``system`` on 127.0.0.1 and its processor (their own loop,
+    in a thread)."""
     port = free_port()
     options = {"timeout_seconds": 5.0, **limits}
     server = InboundServer(system.services, "127.0.0.1", port, Limits(**options))
@@ -24,13 +30,37 @@ def inbound_server(system: System, **limits: Any) -> Iterator[tuple[InboundServe
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    stop = asyncio.Event()
+    processing = asyncio.run_coroutine_threadsafe(server.processor.run(stop), loop)
+    _RUNNING[port] = system.db
     try:
         yield server, port
     finally:
+        _RUNNING.pop(port, None)
+        loop.call_soon_threadsafe(stop.set)
+        processing.result(10)
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def handled(port: int, timeout: float = 10.0) -> None:
+    """Wait until the processor beside the inbound server on ``port`` has handled every
+    message the server accepted (the spool is empty)."""
+    wait_for_empty_spool(_RUNNING[port], timeout)
+
+
+def wait_for_empty_spool(db: Database, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.read() as session:
+            waiting = spool.count(session)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{waiting} received messages still wait for their handlers")
+        time.sleep(0.01)
 
 
 def dsn(

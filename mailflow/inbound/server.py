@@ -8,13 +8,15 @@ The conversation:
 - A message over ``max_message_bytes`` (announced with ``SIZE`` or sent) → ``552 5.3.4``.
 - Only ``CRLF.CRLF`` ends the data: aiosmtpd reads lines up to CRLF, so a bare LF before a
   dot is part of the message (no SMTP smuggling).
-- ``250`` only once ``services.inbound.receive`` has committed the message and everything it
-  did; if it cannot, ``451 4.3.0`` and the sender keeps the message and tries again.
+- ``250`` only once ``services.inbound.spool`` has committed the message (accepted means
+  durable); if it cannot, ``451 4.3.0`` and the sender keeps the message and tries again.
+  The handlers run right after, in ``inbound.processor``.
 - At most ``max_sessions`` connections at once (one more gets ``421 4.7.0`` and is closed);
   a client silent for ``timeout_seconds`` is disconnected.
 
 The database work runs in a worker thread, so a slow commit never holds the event loop the
-HTTP server may share.
+HTTP server may share. Messages that arrive together are spooled in one transaction (group
+commit).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailflow.bootstrap import System
 from mailflow.inbound.addresses import Address, AddressError
+from mailflow.inbound.processor import Intake, Processor
 from mailflow.services import inbound
 from mailflow.services.context import ServiceContext
 
@@ -46,8 +49,8 @@ class Limits:
     max_recipients: int = 50
     max_sessions: int = 100
     timeout_seconds: float = 60.0
-    batch: int = 16
-    """Messages that arrived together are kept in one transaction, up to this many (group
+    batch: int = 32
+    """Messages that arrived together are spooled in one transaction, up to this many (group
     commit); one transaction at a time, so the inbound server never takes more than one of
     the database's writer turns from the HTTP side."""
 
@@ -58,7 +61,8 @@ class InboundHandler:
     def __init__(self, ctx: ServiceContext, limits: Limits) -> None:
         self.ctx = ctx
         self.limits = limits
-        self._waiting: list[tuple[inbound.Incoming, asyncio.Future[list[inbound.Outcome]]]] = []
+        self.intake = Intake()
+        self._waiting: list[tuple[inbound.Incoming, asyncio.Future[list[int]]]] = []
         self._keeper: asyncio.Task[None] | None = None
 
     async def handle_RCPT(
@@ -93,41 +97,40 @@ class InboundHandler:
         if mail_from == "<>":
             mail_from = ""
         incoming = inbound.Incoming(mail_from, recipients, bytes(raw), str(peer))
-        kept_later: asyncio.Future[list[inbound.Outcome]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        kept_later: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._waiting.append((incoming, kept_later))
+        self.intake.waiting = len(self._waiting)
         if self._keeper is None:
             self._keeper = asyncio.create_task(self._keep_waiting())
         try:
-            outcomes = await kept_later
+            row_ids = await kept_later
         except Exception:
             # Not kept, so not accepted: the sender keeps the message and retries.
             return NOT_KEPT
-        kept = " ".join(str(o.row_id) for o in outcomes)
-        return f"250 2.0.0 Kept as {kept}"
+        return f"250 2.0.0 Kept as {' '.join(str(i) for i in row_ids)}"
 
     async def _keep_waiting(self) -> None:
-        """Keep the waiting messages, a batch per transaction, until none waits."""
+        """Spool the waiting messages, a batch per transaction, until none waits."""
         try:
             while self._waiting:
                 batch = self._waiting[: self.limits.batch]
                 del self._waiting[: self.limits.batch]
                 try:
-                    results = await asyncio.to_thread(
-                        inbound.receive_many, self.ctx, [incoming for incoming, _ in batch]
+                    kept = await asyncio.to_thread(
+                        inbound.spool, self.ctx, [incoming for incoming, _ in batch]
                     )
                 except Exception as exc:
                     log.exception("inbound: could not keep %s messages", len(batch))
-                    results = [exc] * len(batch)
-                for (_, kept_later), result in zip(batch, results, strict=True):
-                    if kept_later.done():
-                        continue
-                    if isinstance(result, Exception):
-                        kept_later.set_exception(result)
-                    else:
-                        kept_later.set_result(result)
+                    for _, kept_later in batch:
+                        if not kept_later.done():
+                            kept_later.set_exception(exc)
+                    continue
+                self.intake.spooled()
+                for (_, kept_later), row_ids in zip(batch, kept, strict=True):
+                    if not kept_later.done():
+                        kept_later.set_result(row_ids)
         finally:
+            self.intake.waiting = len(self._waiting)
             self._keeper = None
 
 
@@ -183,6 +186,8 @@ class InboundServer:
         """``sock``: a socket already bound to ``host:port`` (``mailflow serve`` binds its
         ports before anything else, so that a taken one stops the start at once)."""
         self.handler = InboundHandler(ctx, limits)
+        self.processor = Processor(ctx, self.handler.intake)
+        """Runs the handlers of what this server spools (``run`` it beside the server)."""
         self.limits = limits
         self.host = host
         self.port = port

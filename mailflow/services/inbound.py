@@ -1,13 +1,17 @@
-"""Receiving mail: is a recipient ours (at ``RCPT TO``), and keeping what arrives.
+"""Receiving mail: is a recipient ours (at ``RCPT TO``), spooling what arrives, handling it.
 
 ``KINDS`` is the registry of address kinds: for each (``bounce``, ``reply``), the
-check run at ``RCPT TO`` and the handler run when the message is in. Adding a kind is one
+check run at ``RCPT TO`` and the handler run for what arrives. Adding a kind is one
 entry here, its address made with ``ctx.addresses.address(kind, payload)``.
 
-``receive`` runs every recipient's handler and keeps the message with each verdict in one
-transaction: when it returns, the message and all it did are committed (the SMTP server
-answers ``250`` only then). ``receive_many`` keeps the messages that arrived together in one
-transaction, each under a savepoint.
+``spool`` keeps the messages that arrived together in one transaction (group commit): each
+message in the spool (``store.spool``) with a ``pending`` row per recipient. When it returns
+they are committed, and the SMTP server answers ``250``: accepted means durable, as in
+Postfix's queue. ``process`` then handles spooled messages, a batch per transaction: every
+recipient's handler runs, its row is settled with the verdict and the message leaves the
+spool, all in one savepoint per message, so what a message did and the record of it commit
+together. A message whose handling fails stays in the spool and is tried again later; after
+``MAX_ATTEMPTS`` its rows are settled ``failed`` with the error.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 
-from mailflow.inbound.addresses import Address, AddressBook, UnknownAddress
+from mailflow.inbound.addresses import Address, AddressBook, AddressError, UnknownAddress
 from mailflow.inbound.bounces import clean
 from mailflow.services import bounces, replies
 from mailflow.services.context import ServiceContext
 from mailflow.services.received import Kind, Received, Verdict
 from mailflow.store import inbound as store
+from mailflow.store import spool as spool_store
 from mailflow.store.database import Transaction
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,15 @@ KINDS: dict[str, Kind] = {
     "reply": Kind(check=replies.check, receive=replies.receive),
 }
 MAX_HEADERS_KEPT = 64 * 1024
+MAX_ATTEMPTS = 5
+RETRY_AFTER = (
+    timedelta(seconds=5),
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+)
+"""How long a message whose handling failed waits before its next try."""
+FAILED = "failed"
 
 
 def address_book(ctx: ServiceContext) -> AddressBook:
@@ -74,14 +88,15 @@ def _header(message: Message, name: str, limit: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    address: Address
+    address: Address | None
+    """None when the recipient could not be read again (its key retired since)."""
     verdict: Verdict
     row_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """A message as the SMTP server accepted it, waiting to be kept."""
+    """A message as the SMTP server accepted it, waiting to be spooled."""
 
     mail_from: str
     recipients: Sequence[Address]
@@ -89,82 +104,129 @@ class Incoming:
     peer: str
 
 
-def receive(
-    ctx: ServiceContext, mail_from: str, recipients: Sequence[Address], raw: bytes, peer: str
-) -> list[Outcome]:
-    """Run each recipient's handler and keep the message with its verdict, in one
-    transaction; raises only if that transaction fails (then nothing was kept)."""
-    [kept] = receive_many(ctx, [Incoming(mail_from, recipients, raw, peer)])
-    if isinstance(kept, BaseException):
-        raise kept
+def spool(ctx: ServiceContext, messages: Sequence[Incoming]) -> list[list[int]]:
+    """Keep ``messages`` in the spool, in one transaction; for each, the ids of its
+    recipients' ``pending`` rows. Raises if the transaction fails: then none was kept."""
+    now = ctx.clock()
+    kept: list[list[int]] = []
+    with ctx.db.transaction() as tx:
+        for message in messages:
+            spool_id = spool_store.add(
+                tx, received_at=now, peer=message.peer, mail_from=message.mail_from, raw=message.raw
+            )
+            headers = _header_block(message.raw)
+            kept.append(
+                [
+                    store.add(
+                        tx,
+                        received_at=now,
+                        peer=message.peer,
+                        mail_from=message.mail_from,
+                        rcpt_to=address.address,
+                        kind=address.kind,
+                        size=len(message.raw),
+                        headers=headers,
+                        spool_id=spool_id,
+                    )
+                    for address in message.recipients
+                ]
+            )
     return kept
 
 
-def receive_many(
-    ctx: ServiceContext, messages: Sequence[Incoming]
-) -> list[list[Outcome] | Exception]:
-    """Keep several messages in one transaction (group commit), each under a savepoint: a
-    message whose handling fails is undone alone and answered with its exception. Raises
-    only if the transaction fails, and then none of them was kept."""
+def process(ctx: ServiceContext, limit: int = 16) -> int:
+    """Handle up to ``limit`` spooled messages that are due, in one transaction; how many
+    were taken (handled, or put off after a failure). 0: none was due."""
     now = ctx.clock()
-    results: list[list[Outcome] | Exception] = []
+    book = address_book(ctx)
+    outcomes: list[Outcome] = []
     with ctx.db.transaction() as tx:
-        for message in messages:
+        claimed = spool_store.claim(tx, now, limit)
+        for message in claimed:
             try:
                 with tx.begin_nested():
-                    results.append(_keep(ctx, tx, message, now))
+                    handled = _handle(ctx, tx, book, message)
+                    spool_store.remove(tx, message.id)
             except Exception as exc:
-                log.exception("inbound: could not keep a message")
-                results.append(exc)
-    for result in results:
-        if not isinstance(result, Exception):
-            _count(ctx, result)
-    return results
+                log.exception("inbound: could not handle spooled message %s", message.id)
+                _put_off(tx, message, exc, now)
+                continue
+            outcomes.extend(handled)
+    for outcome in outcomes:
+        _count(ctx, outcome)
+    return len(claimed)
 
 
-def _keep(ctx: ServiceContext, tx: Transaction, message: Incoming, now: datetime) -> list[Outcome]:
-    if not message.recipients:
-        return []
-    raw = message.raw
-    first = Received(message.recipients[0], message.mail_from, message.peer, raw, now)
-    headers = _header_block(raw)
-    subject = _header(first.parsed, "Subject", 1000)
-    message_id = _header(first.parsed, "Message-ID", 255)
+def _handle(
+    ctx: ServiceContext, tx: Transaction, book: AddressBook, message: spool_store.Spooled
+) -> list[Outcome]:
+    rows = store.pending_of(tx, message.id)
+    at = message.received_at
+    if at.tzinfo is None:  # SQLite keeps naive UTC
+        at = at.replace(tzinfo=UTC)
+    first: Received | None = None
     outcomes = []
-    for address in message.recipients:
-        received = first.to(address)
-        verdict = KINDS[address.kind].receive(ctx, tx, received)
-        row_id = store.add(
-            tx,
-            received_at=now,
-            peer=message.peer,
-            mail_from=message.mail_from,
-            rcpt_to=address.address,
-            kind=address.kind,
-            size=len(raw),
-            message_id=message_id,
-            subject=subject,
-            headers=headers,
-            verdict=verdict.verdict,
-            reason=verdict.reason,
-            became=verdict.became,
-            outbox_id=verdict.outbox_id,
-            sale_id=verdict.sale_id,
+    for row in rows:
+        try:
+            address = book.read(row.rcpt_to)
+        except AddressError as exc:  # its key was retired since (checked at RCPT time)
+            outcomes.append(_settle(tx, row.id, None, Verdict("unknown", str(exc)), None))
+            continue
+        if address.kind not in KINDS:
+            outcomes.append(_settle(tx, row.id, None, Verdict("unknown", "no such mailbox"), None))
+            continue
+        received = (
+            Received(address, message.mail_from, message.peer, message.raw, at)
+            if first is None
+            else first.to(address)
         )
-        outcomes.append(Outcome(address, verdict, row_id))
+        first = received
+        verdict = KINDS[address.kind].receive(ctx, tx, received)
+        outcomes.append(_settle(tx, row.id, address, verdict, received.parsed))
     return outcomes
 
 
-def _count(ctx: ServiceContext, outcomes: list[Outcome]) -> None:
-    for outcome in outcomes:
-        verdict = outcome.verdict
-        ctx.telemetry.inbound_messages_total.labels(outcome.address.kind, verdict.verdict).inc()
-        if verdict.email_outcome is not None and verdict.template is not None:
-            ctx.telemetry.emails_total.labels(verdict.template, verdict.email_outcome).inc()
-        log.info(
-            "inbound %s to %s: %s %s",
-            outcome.row_id,
-            outcome.address.address,
-            verdict.verdict,
-            verdict.reason,
-        )
+def _settle(
+    tx: Transaction,
+    row_id: int,
+    address: Address | None,
+    verdict: Verdict,
+    parsed: Message | None,
+) -> Outcome:
+    store.settle(
+        tx,
+        row_id,
+        message_id=_header(parsed, "Message-ID", 255) if parsed is not None else "",
+        subject=_header(parsed, "Subject", 1000) if parsed is not None else "",
+        verdict=verdict.verdict,
+        reason=verdict.reason,
+        became=verdict.became,
+        outbox_id=verdict.outbox_id,
+        sale_id=verdict.sale_id,
+    )
+    return Outcome(address, verdict, row_id)
+
+
+def _put_off(
+    tx: Transaction, message: spool_store.Spooled, error: Exception, now: datetime
+) -> None:
+    """A message whose handling failed: tried again later, or settled ``failed`` once it
+    has failed ``MAX_ATTEMPTS`` times."""
+    attempts = message.attempts + 1
+    reason = clean(f"{type(error).__name__}: {error}", 2000)
+    if attempts < MAX_ATTEMPTS:
+        wait = RETRY_AFTER[min(attempts, len(RETRY_AFTER)) - 1]
+        spool_store.postpone(tx, message.id, attempts=attempts, not_before=now + wait, error=reason)
+        return
+    for row in store.pending_of(tx, message.id):
+        _settle(tx, row.id, None, Verdict(FAILED, f"{attempts} tries: {reason}"), None)
+    spool_store.remove(tx, message.id)
+
+
+def _count(ctx: ServiceContext, outcome: Outcome) -> None:
+    verdict = outcome.verdict
+    kind = outcome.address.kind if outcome.address is not None else "unknown"
+    ctx.telemetry.inbound_messages_total.labels(kind, verdict.verdict).inc()
+    if verdict.email_outcome is not None and verdict.template is not None:
+        ctx.telemetry.emails_total.labels(verdict.template, verdict.email_outcome).inc()
+    log.info("inbound %s: %s %s", outcome.row_id, verdict.verdict, verdict.reason)

@@ -2,7 +2,8 @@
 
 One row per message and recipient: when it came, from where (the peer's address, the
 envelope), its kind (``bounce``, ``reply``, …), size, headers, the verdict the receiving
-handler gave, why, and what it became.
+handler gave, why, and what it became. A row is written ``pending`` when its message is
+spooled (``store.spool``) and ``settle``d when the handler has run.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 
+from mailflow.store import _direct as direct
 from mailflow.store.database import Transaction
 from mailflow.store.models import InboundMessage, table
 
 _table = table(InboundMessage)
 _c = _table.c
+
+PENDING = "pending"
+"""The verdict of a row whose message waits in the spool for its handler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,7 @@ class ReceivedRecord:
     became: str
     outbox_id: int | None
     sale_id: int | None
+    spool_id: int | None
 
 
 def _text(value: str, limit: int) -> str:
@@ -52,15 +58,10 @@ def add(
     rcpt_to: str,
     kind: str,
     size: int,
-    message_id: str,
-    subject: str,
     headers: str,
-    verdict: str,
-    reason: str,
-    became: str,
-    outbox_id: int | None,
-    sale_id: int | None,
+    spool_id: int,
 ) -> int:
+    """The ``pending`` row of one recipient of a spooled message; its id."""
     values = {
         "received_at": received_at,
         "peer": _text(peer, 64),
@@ -68,17 +69,82 @@ def add(
         "rcpt_to": _text(rcpt_to, 320),
         "kind": _text(kind, 16),
         "size": size,
-        "message_id": _text(message_id, 255),
-        "subject": _text(subject, 1000),
+        "message_id": "",
+        "subject": "",
         "headers": _text(headers, 64 * 1024),
-        "verdict": _text(verdict, 16),
-        "reason": _text(reason, 2000),
-        "became": _text(became, 2000),
-        "outbox_id": outbox_id,
-        "sale_id": sale_id,
+        "verdict": PENDING,
+        "reason": "",
+        "became": "",
+        "spool_id": spool_id,
     }
-    row_id = tx.connection().execute(insert(_table).returning(_c.id), values).scalar_one()
-    return int(row_id)
+    return int(direct.connection(tx).execute(_INSERT, values).scalar_one())
+
+
+_INSERT = insert(_table).returning(_c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    id: int
+    spool_id: int
+    rcpt_to: str
+    kind: str
+
+
+_PENDING_OF = (
+    select(_c.id, _c.spool_id, _c.rcpt_to, _c.kind)
+    .where(_c.spool_id == bindparam("b_spool"), _c.verdict == PENDING)
+    .order_by(_c.id)
+)
+
+
+def pending_of(tx: Transaction, spool_id: int) -> list[PendingRow]:
+    """The rows still ``pending`` of one spooled message, in the order they came."""
+    rows = direct.connection(tx).execute(_PENDING_OF, {"b_spool": spool_id})
+    return [PendingRow(*row) for row in rows]
+
+
+_SETTLE = (
+    update(_table)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        message_id=bindparam("b_message_id"),
+        subject=bindparam("b_subject"),
+        verdict=bindparam("b_verdict"),
+        reason=bindparam("b_reason"),
+        became=bindparam("b_became"),
+        outbox_id=bindparam("b_outbox_id"),
+        sale_id=bindparam("b_sale_id"),
+    )
+)
+
+
+def settle(
+    tx: Transaction,
+    row_id: int,
+    *,
+    message_id: str,
+    subject: str,
+    verdict: str,
+    reason: str,
+    became: str,
+    outbox_id: int | None,
+    sale_id: int | None,
+) -> None:
+    """A row's verdict, why, what the message became, and the fields read from it."""
+    direct.connection(tx).execute(
+        _SETTLE,
+        {
+            "b_id": row_id,
+            "b_message_id": _text(message_id, 255),
+            "b_subject": _text(subject, 1000),
+            "b_verdict": _text(verdict, 16),
+            "b_reason": _text(reason, 2000),
+            "b_became": _text(became, 2000),
+            "b_outbox_id": outbox_id,
+            "b_sale_id": sale_id,
+        },
+    )
 
 
 def listing(

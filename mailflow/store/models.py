@@ -295,6 +295,25 @@ class InboundMessage(SQLModel, table=True):
     """What the message became, in words (``outbox 12 bounced; x@y suppressed``)."""
     outbox_id: int | None = Field(default=None, index=True)
     sale_id: int | None = Field(default=None, index=True)
+    spool_id: int | None = Field(default=None, index=True)
+    """The spooled message this row came with (the rows of one message share it)."""
+
+
+class InboundSpool(SQLModel, table=True):
+    """A received message waiting for its recipients' handlers. Committed before the SMTP
+    server answers ``250``; removed in the transaction that records what the message did."""
+
+    __tablename__ = "inbound_spool"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime
+    peer: str = Field(default="", max_length=64)
+    mail_from: str = Field(max_length=320)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    attempts: int = 0
+    not_before: datetime = Field(index=True)
+    """Not handled before then (a handler that failed is tried again later)."""
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class Suppression(SQLModel, table=True):

@@ -83,9 +83,7 @@ def create_order(
     return result.body
 
 
-@router.get(
-    "/sales/{sale_id}", tags=["sales"], responses=errors(404), response_model=SaleDetailOut
-)
+@router.get("/sales/{sale_id}", tags=["sales"], responses=errors(404), response_model=SaleDetailOut)
 def get_sale(sale_id: IdPath, services: ServicesDep) -> dict[str, Any]:
     return sales.get_sale(services, sale_id)
 

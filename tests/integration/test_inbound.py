@@ -22,7 +22,7 @@ from sqlalchemy import select
 from mailflow.bootstrap import System
 from mailflow.store.models import InboundMessage, OutboxAttempt, OutboxMessage, Suppression
 from tests import factories
-from tests.inbound_support import dsn, inbound_server
+from tests.inbound_support import dsn, handled, inbound_server
 from tests.support import RelayHandler, deliver
 
 pytestmark = pytest.mark.postgres
@@ -88,13 +88,15 @@ def sent_order(
 
 
 def send(port: int, to: str, data: bytes, mail_from: str = "") -> tuple[int, bytes]:
-    """One message over SMTP; the reply to DATA."""
+    """One message over SMTP; the reply to DATA, once the message has been handled."""
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.ehlo("relay.example")
         client.mail(mail_from)
         code, reply = client.rcpt(to)
         assert code == 250, reply
-        return client.data(data)
+        answer = client.data(data)
+    handled(port)
+    return answer
 
 
 def bounce(port: int, verp: str, recipient: str, **dsn_fields: Any) -> tuple[int, bytes]:
@@ -383,7 +385,8 @@ def _raw_session(port: int, lines: list[bytes]) -> bytes:
                 said += reader.readline()
                 while said.splitlines()[-1][3:4] == b"-":
                     said += reader.readline()
-        return said
+    handled(port)
+    return said
 
 
 def test_a_bare_lf_end_of_data_does_not_end_the_message(
@@ -496,5 +499,6 @@ def test_random_bytes_into_the_real_server_never_crash_it(
             assert client.noop()[0] == 250
 
         one_message()
+    handled(inbound)
     verdicts = {r.verdict for r in received(system)}
     assert verdicts and verdicts <= {"ignored", "unreadable", "bounced", "delayed", "duplicate"}

@@ -31,14 +31,18 @@ def inbox_and_inbound(system: System) -> Iterator[None]:
     thread.start()
     inbox = runner.inbox_server(system)
     inbound = InboundServer.of(system) if system.settings.inbound.enabled else None
+    stop = asyncio.Event()
     asyncio.run_coroutine_threadsafe(inbox.start(), loop).result(10)
     if inbound is not None:
         asyncio.run_coroutine_threadsafe(inbound.start(), loop).result(10)
+        processing = asyncio.run_coroutine_threadsafe(inbound.processor.run(stop), loop)
     try:
         yield
     finally:
         asyncio.run_coroutine_threadsafe(inbox.stop(), loop).result(10)
         if inbound is not None:
+            loop.call_soon_threadsafe(stop.set)
+            processing.result(10)
             asyncio.run_coroutine_threadsafe(inbound.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

@@ -6,9 +6,7 @@ PostgreSQL. SPEC §7 "Replies", line by line.
 
 from __future__ import annotations
 
-import asyncio
 import smtplib
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -20,10 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailflow.bootstrap import System
-from mailflow.inbound.server import InboundServer, Limits
 from mailflow.store.models import InboundMessage, OutboxMessage
 from tests import factories
-from tests.support import Received, RelayHandler, deliver, free_port
+from tests.inbound_support import handled
+from tests.inbound_support import inbound_server as serving
+from tests.support import Received, RelayHandler, deliver
 
 DOMAIN = "reply.market.example"
 AUTHSERV = "mx.market.example"
@@ -38,20 +37,9 @@ def system(db_url: str, make_system: Callable[..., System]) -> System:
 
 @contextmanager
 def inbound_server(system: System) -> Iterator[int]:
-    """The real inbound SMTP server on a loopback port, on its own event loop thread."""
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    server = InboundServer(system.services, "127.0.0.1", port, Limits(timeout_seconds=10))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    try:
+    """The real inbound SMTP server and its processor on a loopback port."""
+    with serving(system, timeout_seconds=10) as (_server, port):
         yield port
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 @pytest.fixture
@@ -115,6 +103,7 @@ def _send(
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         refused = smtp.sendmail(mail_from, [to], raw)
     assert refused == {}
+    handled(port)
 
 
 def _verdicts(system: System) -> list[tuple[str, str]]:
@@ -523,6 +512,7 @@ def test_random_bytes_to_a_reply_address_never_fail_the_server(
             assert client.noop()[0] == 250
 
         one_message()
+    handled(inbound)
     verdicts = {verdict for verdict, _ in _verdicts(system)}
     assert verdicts <= {"relayed", "command", "empty", "duplicate", "rejected", "ignored"}
     assert api.get(f"/api/v1/sales/{sale_id}/messages").status_code == 200

@@ -27,7 +27,7 @@ from mailflow.store.models import OutboxMessage, WebhookDelivery, WebhookEvent
 from mailflow.web.app import create_app
 from tests import factories
 from tests.conftest import API_TOKEN
-from tests.inbound_support import dsn, inbound_server
+from tests.inbound_support import dsn, handled, inbound_server
 from tests.support import MovableClock, RelayHandler, wait_for
 from tests.support import deliver as deliver_mail
 from tests.webhook_receiver import Receiver, receiver
@@ -536,10 +536,11 @@ class TestInboundEvents:
             [sale] = factories.order(api, seller["id"])["sales"]
             deliver_mail(mailing)
             order_mail = handler.received[-1]
-            with inbound_server(mailing) as (_server, port):  # noqa: SIM117 (its port)
+            with inbound_server(mailing) as (_server, port):
                 with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
                     verp = order_mail.mail_from
                     client.sendmail("", [verp], dsn(verp, order_mail.rcpt_tos[0]))
+                handled(port)
             conversation.write(mailing.services, sale["id"], conversation.Author.SUPPORT, "Bonjour")
             assert deliver(mailing) == 2
             bodies = [verified(r, endpoint["secret"]) for r in rx.requests]
