@@ -135,8 +135,13 @@ async def _smtp_load(spec: dict[str, Any]) -> tuple[list[float], int, float]:
     return latencies, failures, time.perf_counter() - t0
 
 
+def _load_started() -> float:
+    return time.time()
+
+
 def _load_main(spec: dict[str, Any]) -> None:
     cpu0 = time.process_time()
+    started = _load_started()
     latencies, failures, seconds = asyncio.run(_smtp_load(spec))
     latencies.sort()
     n = len(latencies)
@@ -149,6 +154,7 @@ def _load_main(spec: dict[str, Any]) -> None:
                 "p99": latencies[min(n - 1, int(n * 0.99))] * 1000,
                 "failures": failures,
                 "cpu": time.process_time() - cpu0,
+                "started": started,
             }
         ),
         flush=True,
@@ -257,9 +263,10 @@ async def _flood(spec: dict[str, Any]) -> None:
 
 
 def _serve_inbound(db_url: str, smtp_port: int) -> None:
-    from mailflow import runner
+    from mailflow import logs, runner
     from mailflow.bootstrap import build
 
+    logs.configure()
     system = build(settings_for(db_url, 9, smtp_port))
     runner.run(runner.inbound_only(system, None, None))
 
@@ -268,23 +275,27 @@ def _serve_both(db_url: str, http_port: int, smtp_port: int) -> None:
     """uvicorn and the inbound server on one loop, as ``mailflow serve`` runs them."""
     import uvicorn
 
-    from mailflow import runner
+    from mailflow import logs, runner
     from mailflow.bootstrap import build
     from mailflow.inbound.server import InboundServer
     from mailflow.web.app import create_app
 
+    logs.configure()
     system = build(settings_for(db_url, http_port, smtp_port))
 
     async def main() -> None:
         inbound = InboundServer.of(system)
         await inbound.start()
         stop = asyncio.Event()
-        task = asyncio.create_task(inbound.serve_until(stop))
+        tasks = [
+            asyncio.create_task(inbound.serve_until(stop)),
+            asyncio.create_task(inbound.processor.run(stop)),
+        ]
         try:
             await uvicorn.Server(bench_http.server_config(create_app(system), http_port)).serve()
         finally:
             stop.set()
-            await task
+            await asyncio.gather(*tasks)
 
     runner.run(main())
 
@@ -299,6 +310,42 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("the server did not start") from None
             time.sleep(0.1)
+
+
+def _handled(url: str, started: float) -> float:
+    """Wait until the spool is empty (every accepted message handled); seconds since
+    ``started`` (a ``time.time()``)."""
+    from mailflow.store import spool
+    from mailflow.store.database import Database
+
+    db = Database.from_url(url)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            with db.read() as session:
+                if not spool.count(session):
+                    return time.time() - started
+            time.sleep(0.01)
+        raise SystemExit("the spool did not empty in 10 minutes")
+    finally:
+        db.dispose()
+
+
+def _verdicts(url: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from mailflow.store.database import Database
+    from mailflow.store.models import InboundMessage
+
+    db = Database.from_url(url)
+    try:
+        with db.read() as session:
+            rows = session.execute(
+                select(InboundMessage.verdict, func.count()).group_by(InboundMessage.verdict)
+            ).all()
+    finally:
+        db.dispose()
+    return {verdict: n for verdict, n in rows}
 
 
 def _cpu_of(pid: int) -> float:
@@ -396,19 +443,29 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
         raw = run_smtp_load({**spec, "port": sink.port}, work)
         stats = sink.stats()
     port = bench_http._free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve-inbound", url, str(port)])
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve-inbound", url, str(port)],
+        stderr=(work / "inbound-intake.log").open("ab"),
+    )
     try:
         _wait_port(port, server)
         cpu0 = _cpu_of(server.pid)
         ours = run_smtp_load({**spec, "port": port}, work)
+        ours["handled"] = _handled(url, ours["started"])
         cpu = _cpu_of(server.pid) - cpu0
+        bounced = _verdicts(url)
         cpu0 = _cpu_of(server.pid)
         noted = run_smtp_load({**spec, "port": port, "messages": delays}, work)
+        noted["handled"] = _handled(url, noted["started"])
         noted_cpu = _cpu_of(server.pid) - cpu0
+        verdicts = _verdicts(url)
     finally:
         _stop(server)
     if raw["failures"] or ours["failures"] or noted["failures"] or stats.messages != len(messages):
         raise SystemExit(f"failures: sink {raw['failures']} ({stats.messages}), ours {ours}")
+    n = len(messages)
+    if bounced.get("bounced", 0) + bounced.get("duplicate", 0) != n or verdicts.get("delayed") != n:
+        raise SystemExit(f"not every message was handled as it should: {verdicts}")
     rate_raw = raw["messages"] / raw["seconds"]
     runs = (("sink", raw, None), ("bounces", ours, cpu), ("delays", noted, noted_cpu))
     for label, r, server_cpu in runs:
@@ -419,10 +476,16 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
             f"   client CPU {r['cpu'] * 1000 / r['messages']:5.2f} ms/msg"
             + (
                 f"   server CPU {server_cpu * 1000 / r['messages']:5.2f} ms/msg"
+                f" (with handling)\n           all handled {r['handled']:.2f} s after the first"
+                f" was sent: {r['messages'] / r['handled']:.0f} msg/s handled"
                 if server_cpu is not None
                 else ""
             )
         )
+    lines.append(
+        f"  verdicts: {bounced.get('bounced', 0)} bounced, {bounced.get('duplicate', 0)} "
+        f"duplicate, {verdicts.get('delayed', 0)} delayed"
+    )
     for label, r in (("bounces", ours), ("delays", noted)):
         ratio = r["messages"] / r["seconds"] / rate_raw
         verdict = "ok" if ratio >= GOAL_INTAKE else "BELOW GOAL"
@@ -445,7 +508,8 @@ def flooded_clicks(kind: str, url: str, args: argparse.Namespace, work: Path) ->
         system.close()
     http_port, smtp_port = bench_http._free_port(), bench_http._free_port()
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve-both", url, str(http_port), str(smtp_port)]
+        [sys.executable, __file__, "--serve-both", url, str(http_port), str(smtp_port)],
+        stderr=(work / "inbound-flooded.log").open("ab"),
     )
     lines: list[str] = []
     try:

@@ -61,5 +61,7 @@ def configure(log_format: str = "text", level: str = "info") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    for noisy in ("alembic", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd warns of every unrecognised command: under a flood of garbage, a line per
+    # command. The inbound server slows such clients down and logs once when it lets one go.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)

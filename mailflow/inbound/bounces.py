@@ -168,6 +168,10 @@ def read(message: Message) -> Report:
     """The failures ``message`` reports (none: not a bounce). Raises ``UnreadableBounce``
     only when the message is too broken to be read at all."""
     try:
+        if not message.keys():
+            # No header at all (random bytes): nothing a mail system would send back, and
+            # flufl.bounce's detectors would each scan it for nothing.
+            return Report((), standard=False)
         blocks = _delivery_status(message)
         if blocks is not None:
             report = _standard(blocks)

@@ -13,6 +13,12 @@ The conversation:
   The handlers run right after, in ``inbound.processor``.
 - At most ``max_sessions`` connections at once (one more gets ``421 4.7.0`` and is closed);
   a client silent for ``timeout_seconds`` is disconnected.
+- A client that keeps making errors is slowed down, then let go, as Postfix does with its
+  ``smtpd_soft_error_limit``, ``smtpd_error_sleep_time`` and ``smtpd_hard_error_limit``:
+  from its ``soft_errors``-th error on, each error reply waits ``error_delay_seconds``
+  (costing the server nothing but a timer), and past ``hard_errors`` it gets ``421 4.7.0``
+  and is disconnected. A relay that makes a mistake now and then never notices; a client
+  sending made-up recipients or garbage gets a few answers a second instead of thousands.
 
 The database work runs in a worker thread, so a slow commit never holds the event loop the
 HTTP server may share. Messages that arrive together are spooled in one transaction (group
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 TOO_BIG = "552 5.3.4 Message too big for this system"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 TOO_MANY_SESSIONS = b"421 4.7.0 Too many connections, try again later\r\n"
+TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing the connection"
 NOT_KEPT = "451 4.3.0 Could not keep the message; try again later"
 
 
@@ -49,6 +56,9 @@ class Limits:
     max_recipients: int = 50
     max_sessions: int = 100
     timeout_seconds: float = 60.0
+    soft_errors: int = 3
+    hard_errors: int = 20
+    error_delay_seconds: float = 1.0
     batch: int = 32
     """Messages that arrived together are spooled in one transaction, up to this many (group
     commit); one transaction at a time, so the inbound server never takes more than one of
@@ -143,10 +153,14 @@ class _Sessions:
 class InboundSMTP(SMTP):
     """aiosmtpd's SMTP with mailflow's replies for oversize mail and a cap on sessions."""
 
-    def __init__(self, handler: InboundHandler, sessions: _Sessions, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: InboundHandler, sessions: _Sessions, limits: Limits, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         self._sessions = sessions
+        self._limits = limits
         self._refused = False
+        self._errors = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._sessions.open >= self._sessions.limit:
@@ -164,11 +178,27 @@ class InboundSMTP(SMTP):
         self._sessions.open -= 1
         super().connection_lost(error)
 
+    def _peer(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
     async def push(self, status: Any) -> None:
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         if text.startswith("552 "):
             # aiosmtpd's wording ("552 Error: Too much mail data") without the enhanced code.
             text = TOO_BIG
+        if text[:1] in ("4", "5") and not text.startswith(("421", NOT_KEPT[:9])):
+            # An error of the client's (not a refusal of the session, nor a failure of ours).
+            self._errors += 1
+            limits = self._limits
+            if self._errors > limits.hard_errors:
+                log.warning("inbound: %s let go after %s errors", self._peer(), limits.hard_errors)
+                await super().push(TOO_MANY_ERRORS)
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            if self._errors >= limits.soft_errors:
+                await asyncio.sleep(limits.error_delay_seconds)
         await super().push(text)
 
 
@@ -213,6 +243,7 @@ class InboundServer:
         return InboundSMTP(
             self.handler,
             self._sessions,
+            self.limits,
             hostname="mailflow-inbound",
             ident="mailflow",
             data_size_limit=self.limits.max_message_bytes,

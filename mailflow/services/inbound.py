@@ -88,8 +88,10 @@ def _header(message: Message, name: str, limit: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    kind: str
     address: Address | None
-    """None when the recipient could not be read again (its key retired since)."""
+    """None when the recipient could not be read again (its key retired since), or when its
+    handling failed for good."""
     verdict: Verdict
     row_id: int
 
@@ -149,7 +151,7 @@ def process(ctx: ServiceContext, limit: int = 16) -> int:
                     spool_store.remove(tx, message.id)
             except Exception as exc:
                 log.exception("inbound: could not handle spooled message %s", message.id)
-                _put_off(tx, message, exc, now)
+                outcomes.extend(_put_off(tx, message, exc, now))
                 continue
             outcomes.extend(handled)
     for outcome in outcomes:
@@ -170,10 +172,12 @@ def _handle(
         try:
             address = book.read(row.rcpt_to)
         except AddressError as exc:  # its key was retired since (checked at RCPT time)
-            outcomes.append(_settle(tx, row.id, None, Verdict("unknown", str(exc)), None))
+            verdict = Verdict("unknown", str(exc))
+            outcomes.append(_settle(tx, row.id, row.kind, None, verdict, None))
             continue
         if address.kind not in KINDS:
-            outcomes.append(_settle(tx, row.id, None, Verdict("unknown", "no such mailbox"), None))
+            verdict = Verdict("unknown", "no such mailbox")
+            outcomes.append(_settle(tx, row.id, row.kind, None, verdict, None))
             continue
         received = (
             Received(address, message.mail_from, message.peer, message.raw, at)
@@ -182,13 +186,14 @@ def _handle(
         )
         first = received
         verdict = KINDS[address.kind].receive(ctx, tx, received)
-        outcomes.append(_settle(tx, row.id, address, verdict, received.parsed))
+        outcomes.append(_settle(tx, row.id, row.kind, address, verdict, received.parsed))
     return outcomes
 
 
 def _settle(
     tx: Transaction,
     row_id: int,
+    kind: str,
     address: Address | None,
     verdict: Verdict,
     parsed: Message | None,
@@ -204,29 +209,32 @@ def _settle(
         outbox_id=verdict.outbox_id,
         sale_id=verdict.sale_id,
     )
-    return Outcome(address, verdict, row_id)
+    return Outcome(kind, address, verdict, row_id)
 
 
 def _put_off(
     tx: Transaction, message: spool_store.Spooled, error: Exception, now: datetime
-) -> None:
+) -> list[Outcome]:
     """A message whose handling failed: tried again later, or settled ``failed`` once it
-    has failed ``MAX_ATTEMPTS`` times."""
+    has failed ``MAX_ATTEMPTS`` times (then its outcomes)."""
     attempts = message.attempts + 1
     reason = clean(f"{type(error).__name__}: {error}", 2000)
     if attempts < MAX_ATTEMPTS:
         wait = RETRY_AFTER[min(attempts, len(RETRY_AFTER)) - 1]
         spool_store.postpone(tx, message.id, attempts=attempts, not_before=now + wait, error=reason)
-        return
-    for row in store.pending_of(tx, message.id):
-        _settle(tx, row.id, None, Verdict(FAILED, f"{attempts} tries: {reason}"), None)
+        return []
+    verdict = Verdict(FAILED, f"{attempts} tries: {reason}")
+    outcomes = [
+        _settle(tx, row.id, row.kind, None, verdict, None)
+        for row in store.pending_of(tx, message.id)
+    ]
     spool_store.remove(tx, message.id)
+    return outcomes
 
 
 def _count(ctx: ServiceContext, outcome: Outcome) -> None:
     verdict = outcome.verdict
-    kind = outcome.address.kind if outcome.address is not None else "unknown"
-    ctx.telemetry.inbound_messages_total.labels(kind, verdict.verdict).inc()
+    ctx.telemetry.inbound_messages_total.labels(outcome.kind, verdict.verdict).inc()
     if verdict.email_outcome is not None and verdict.template is not None:
         ctx.telemetry.emails_total.labels(verdict.template, verdict.email_outcome).inc()
     log.info("inbound %s: %s %s", outcome.row_id, verdict.verdict, verdict.reason)

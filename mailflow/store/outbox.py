@@ -258,29 +258,34 @@ class OutboxFacts:
     status: str
 
 
+_FACTS = select(_c.id, _c.template, _c.recipient, _c.sale_id, _c.status).where(
+    _c.id == bindparam("b_id")
+)
+
+
 def facts(tx: Transaction, row_id: int) -> OutboxFacts | None:
-    row = (
-        tx.connection()
-        .execute(
-            select(_c.id, _c.template, _c.recipient, _c.sale_id, _c.status).where(_c.id == row_id)
-        )
-        .first()
-    )
+    row = direct.connection(tx).execute(_FACTS, {"b_id": row_id}).first()
     return OutboxFacts(*row) if row is not None else None
+
+
+_MARK_BOUNCED = (
+    update(_table)
+    .where(_c.id == bindparam("b_id"), _c.status != BOUNCED)
+    .values(
+        status=BOUNCED,
+        bounce_status=bindparam("b_status"),
+        bounce_diagnostic=bindparam("b_diagnostic"),
+        lease_until=None,
+    )
+)
 
 
 def mark_bounced(tx: Transaction, row_id: int, status: str, diagnostic: str, at: datetime) -> bool:
     """The row ``bounced`` with the DSN's status code and diagnostic, unless it already was
     (a DSN received twice, or by two processes at once: one wins). Whether it changed."""
-    changed = tx.connection().execute(
-        update(_table)
-        .where(_c.id == row_id, _c.status != BOUNCED)
-        .values(
-            status=BOUNCED,
-            bounce_status=status[:16],
-            bounce_diagnostic=diagnostic[:2000],
-            lease_until=None,
-        )
+    changed = direct.connection(tx).execute(
+        _MARK_BOUNCED,
+        {"b_id": row_id, "b_status": status[:16], "b_diagnostic": diagnostic[:2000]},
     )
     if not changed.rowcount:
         return False
@@ -325,5 +330,8 @@ def of_sale(tx: Transaction, sale_id: int) -> list[SaleEmail]:
 def add_attempt(tx: Transaction, message_id: int, at: datetime, outcome: str, detail: str) -> None:
     """One line of a message's history (``failed``, ``dead``, ``retried``)."""
     direct.connection(tx).execute(
-        insert(_attempts).values(message_id=message_id, at=at, outcome=outcome, detail=detail)
+        _ADD_ATTEMPT, {"message_id": message_id, "at": at, "outcome": outcome, "detail": detail}
     )
+
+
+_ADD_ATTEMPT = insert(_attempts)

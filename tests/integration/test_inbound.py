@@ -11,6 +11,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from email.utils import parseaddr
 from typing import Any
@@ -39,6 +40,14 @@ def system(db_url: str, make_system: Callable[..., System]) -> System:
 @pytest.fixture
 def inbound(system: System) -> Iterator[int]:
     with inbound_server(system) as (_server, port):
+        yield port
+
+
+@pytest.fixture
+def patient(system: System) -> Iterator[int]:
+    """The inbound server without its error limits, for the property tests: their random
+    input is answered 500 (a line too long) as often as it comes."""
+    with inbound_server(system, hard_errors=1_000_000, error_delay_seconds=0.0) as (_, port):
         yield port
 
 
@@ -473,7 +482,7 @@ def test_sessions_past_the_limit_are_turned_away_and_silent_ones_time_out(
 
 
 def test_random_bytes_into_the_real_server_never_crash_it(
-    api: TestClient, system: System, relay: tuple[RelayHandler, int], inbound: int
+    api: TestClient, system: System, relay: tuple[RelayHandler, int], patient: int
 ) -> None:
     """Property: whatever bytes a client sends as a message, the server answers (kept, or a
     line too long) and goes on serving: no 451 (a failure to keep), no dropped session."""
@@ -482,7 +491,7 @@ def test_random_bytes_into_the_real_server_never_crash_it(
 
     handler, _ = relay
     _, _, verp, _ = sent_order(api, system, handler)
-    with smtplib.SMTP("127.0.0.1", inbound, timeout=10) as client:
+    with smtplib.SMTP("127.0.0.1", patient, timeout=10) as client:
         client.ehlo("relay.example")
 
         @settings(
@@ -499,6 +508,32 @@ def test_random_bytes_into_the_real_server_never_crash_it(
             assert client.noop()[0] == 250
 
         one_message()
-    handled(inbound)
+    handled(patient)
     verdicts = {r.verdict for r in received(system)}
     assert verdicts and verdicts <= {"ignored", "unreadable", "bounced", "delayed", "duplicate"}
+
+
+def test_a_client_making_error_after_error_is_slowed_down_then_let_go(system: System) -> None:
+    """Postfix's soft and hard error limits: the first errors are answered at once, the next
+    ones each after the delay, and past the hard limit the client gets 421 and is closed."""
+    limits = {"soft_errors": 3, "hard_errors": 5, "error_delay_seconds": 0.4}
+    with inbound_server(system, **limits) as (_server, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"220")
+            sock.sendall(b"HELO relay.example\r\nMAIL FROM:<>\r\n")
+            reader.readline(), reader.readline()
+            waits = []
+            for n in range(5):
+                started = time.monotonic()
+                sock.sendall(f"RCPT TO:<nobody{n}@{DOMAIN}>\r\n".encode())
+                assert reader.readline().startswith(b"550 5.1.1")
+                waits.append(time.monotonic() - started)
+            assert max(waits[:2]) < 0.3 and min(waits[2:]) >= 0.4, waits
+            sock.sendall(f"RCPT TO:<nobody@{DOMAIN}>\r\n".encode())
+            assert reader.readline().startswith(b"421 4.7.0")
+            assert reader.readline() == b""  # closed
+        # A well-behaved client is served as before.
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("relay.example")
+            assert client.mail("")[0] == 250
