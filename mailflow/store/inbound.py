@@ -93,15 +93,17 @@ class PendingRow:
 
 _PENDING_OF = (
     select(_c.id, _c.spool_id, _c.rcpt_to, _c.kind)
-    .where(_c.spool_id == bindparam("b_spool"), _c.verdict == PENDING)
+    .where(_c.spool_id.in_(bindparam("b_spools", expanding=True)), _c.verdict == PENDING)
     .order_by(_c.id)
 )
 
 
-def pending_of(tx: Transaction, spool_id: int) -> list[PendingRow]:
-    """The rows still ``pending`` of one spooled message, in the order they came."""
-    rows = direct.connection(tx).execute(_PENDING_OF, {"b_spool": spool_id})
-    return [PendingRow(*row) for row in rows]
+def pending_of(tx: Transaction, spool_ids: list[int]) -> dict[int, list[PendingRow]]:
+    """The rows still ``pending`` of spooled messages, by message, in the order they came."""
+    found: dict[int, list[PendingRow]] = {}
+    for row in tx.connection().execute(_PENDING_OF, {"b_spools": spool_ids}):
+        found.setdefault(row.spool_id, []).append(PendingRow(*row))
+    return found
 
 
 _SETTLE = (

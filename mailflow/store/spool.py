@@ -74,11 +74,13 @@ def claim(tx: Transaction, now: datetime, limit: int) -> list[Spooled]:
     return [Spooled(*row) for row in rows]
 
 
-_REMOVE = delete(_table).where(_c.id == bindparam("b_id"))
+_REMOVE = delete(_table).where(_c.id.in_(bindparam("b_ids", expanding=True)))
 
 
-def remove(tx: Transaction, spool_id: int) -> None:
-    direct.connection(tx).execute(_REMOVE, {"b_id": spool_id})
+def remove(tx: Transaction, spool_ids: list[int]) -> None:
+    """Take handled messages out of the spool."""
+    if spool_ids:
+        tx.connection().execute(_REMOVE, {"b_ids": spool_ids})
 
 
 _POSTPONE = (
