@@ -277,6 +277,7 @@ def _serve_both(db_url: str, http_port: int, smtp_port: int) -> None:
 
     from mailflow import logs, runner
     from mailflow.bootstrap import build
+    from mailflow.inbound.processor_process import ProcessorProcess
     from mailflow.inbound.server import InboundServer
     from mailflow.web.app import create_app
 
@@ -287,9 +288,10 @@ def _serve_both(db_url: str, http_port: int, smtp_port: int) -> None:
         inbound = InboundServer.of(system)
         await inbound.start()
         stop = asyncio.Event()
+        processor = ProcessorProcess(system.settings, inbound.intake, system.telemetry)
         tasks = [
             asyncio.create_task(inbound.serve_until(stop)),
-            asyncio.create_task(inbound.processor.run(stop)),
+            asyncio.create_task(processor.run(stop)),
         ]
         try:
             await uvicorn.Server(bench_http.server_config(create_app(system), http_port)).serve()

@@ -24,6 +24,7 @@ import uvicorn
 from mailflow import listen
 from mailflow.bootstrap import System
 from mailflow.config import Settings
+from mailflow.inbound.processor_process import ProcessorProcess
 from mailflow.inbound.server import InboundServer
 from mailflow.mail.inbox import InboxServer
 from mailflow.services import sweeps
@@ -194,11 +195,13 @@ def _tasks(
 def _inbound_tasks(
     system: System, inbound: InboundServer, stop: asyncio.Event
 ) -> list[asyncio.Task[None]]:
-    """The inbound server, and the processor running the handlers of what it spools."""
+    """The inbound server, and the processor running the handlers of what it spools (in a
+    process of its own)."""
     supervisor = system.supervisor
+    processor = ProcessorProcess(system.settings, inbound.intake, system.telemetry)
     return [
         supervisor.start("inbound", lambda: keep_listening(inbound, stop), stop),
-        supervisor.start("inbound.processor", lambda: inbound.processor.run(stop), stop),
+        supervisor.start("inbound.processor", lambda: processor.run(stop), stop),
     ]
 
 

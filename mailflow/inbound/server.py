@@ -109,7 +109,6 @@ class InboundHandler:
         incoming = inbound.Incoming(mail_from, recipients, bytes(raw), str(peer))
         kept_later: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._waiting.append((incoming, kept_later))
-        self.intake.waiting = len(self._waiting)
         if self._keeper is None:
             self._keeper = asyncio.create_task(self._keep_waiting())
         try:
@@ -140,7 +139,6 @@ class InboundHandler:
                     if not kept_later.done():
                         kept_later.set_result(row_ids)
         finally:
-            self.intake.waiting = len(self._waiting)
             self._keeper = None
 
 
@@ -216,8 +214,11 @@ class InboundServer:
         """``sock``: a socket already bound to ``host:port`` (``mailflow serve`` binds its
         ports before anything else, so that a taken one stops the start at once)."""
         self.handler = InboundHandler(ctx, limits)
-        self.processor = Processor(ctx, self.handler.intake)
-        """Runs the handlers of what this server spools (``run`` it beside the server)."""
+        self.intake = self.handler.intake
+        """Woken when this server spooled messages: what a processor waits on."""
+        self.processor = Processor(ctx, self.intake)
+        """A processor in this process (``mailflow serve`` and ``mailflow inbound serve`` run
+        one in a process of its own instead: ``inbound.processor_process``)."""
         self.limits = limits
         self.host = host
         self.port = port

@@ -31,6 +31,7 @@ from mailflow.services.received import Kind, Received, Verdict
 from mailflow.store import inbound as store
 from mailflow.store import spool as spool_store
 from mailflow.store.database import Transaction
+from mailflow.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,17 @@ def spool(ctx: ServiceContext, messages: Sequence[Incoming]) -> list[list[int]]:
     return kept
 
 
-def process(ctx: ServiceContext, limit: int = 16) -> int:
-    """Handle up to ``limit`` spooled messages that are due, in one transaction; how many
-    were taken (handled, or put off after a failure). 0: none was due.
+@dataclass(frozen=True, slots=True)
+class Processed:
+    taken: int
+    """How many spooled messages were taken (handled, or put off after a failure); 0: none
+    was due."""
+    outcomes: list[Outcome]
+    """What became of each recipient of those handled (or failed for good)."""
+
+
+def process(ctx: ServiceContext, limit: int = 16) -> Processed:
+    """Handle up to ``limit`` spooled messages that are due, in one transaction.
 
     The batch is first handled in one go; if a handler fails, the transaction is rolled back
     and the batch handled again with a savepoint per message, so that the failing one alone
@@ -148,8 +157,9 @@ def process(ctx: ServiceContext, limit: int = 16) -> int:
     except _HandlerFailed:
         taken, outcomes = _process(ctx, limit, apart=True)
     for outcome in outcomes:
-        _count(ctx, outcome)
-    return taken
+        verdict = outcome.verdict
+        log.info("inbound %s: %s %s", outcome.row_id, verdict.verdict, verdict.reason)
+    return Processed(taken, outcomes)
 
 
 class _HandlerFailed(Exception):
@@ -264,9 +274,15 @@ def _put_off(
     return outcomes
 
 
-def _count(ctx: ServiceContext, outcome: Outcome) -> None:
-    verdict = outcome.verdict
-    ctx.telemetry.inbound_messages_total.labels(outcome.kind, verdict.verdict).inc()
-    if verdict.email_outcome is not None and verdict.template is not None:
-        ctx.telemetry.emails_total.labels(verdict.template, verdict.email_outcome).inc()
-    log.info("inbound %s: %s %s", outcome.row_id, verdict.verdict, verdict.reason)
+def count(
+    telemetry: Telemetry,
+    kind: str,
+    verdict: str,
+    template: str | None,
+    email_outcome: str | None,
+) -> None:
+    """One handled recipient in ``mailflow_inbound_messages_total`` (and its email's outcome
+    in ``mailflow_emails_total``, a bounce)."""
+    telemetry.inbound_messages_total.labels(kind, verdict).inc()
+    if email_outcome is not None and template is not None:
+        telemetry.emails_total.labels(template, email_outcome).inc()

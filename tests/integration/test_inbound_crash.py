@@ -4,11 +4,13 @@ runs again, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import signal
 import smtplib
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from mailflow.inbound.addresses import AddressBook
 from mailflow.store.database import Database
 from mailflow.store.models import InboundMessage
 from tests.inbound_support import wait_for_empty_spool
-from tests.integration.test_crash import SECRET, _write_config, mailflow
+from tests.integration.test_crash import SECRET, TOKEN, _write_config, mailflow
 from tests.support import free_port
 
 pytestmark = pytest.mark.postgres
@@ -146,8 +148,78 @@ def test_serve_runs_the_inbound_server_when_enabled_and_stops_on_sigterm(
             smtp.mail("")
             assert smtp.rcpt(f"postmaster@{DOMAIN}")[0] == 550
             assert smtp.rcpt(book.bounce_address(1))[0] == 250
+            assert smtp.data(b"Subject: no bounce\r\n\r\nhello\r\n")[0] == 250
+        # Handled by the processor's own process, counted on serve's /metrics.
+        handled = 'mailflow_inbound_messages_total{kind="bounce",verdict="unknown"} 1.0'
+        deadline = time.monotonic() + 30
+        while handled not in (text := _metrics(http_port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert handled in text
+        assert "mailflow_inbound_spool_messages 0.0" in text
+        processors = _children(proc.pid)
+        assert len(processors) == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+    # The processor stopped with it.
+    assert not Path(f"/proc/{processors[0]}").exists()
+
+
+def _metrics(port: int) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        if int(raw[raw.rfind(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_processor_is_started_again_and_handles_what_waits(
+    db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = _write_config(tmp_path, db_url, "", 'mode = "relay"\nport = 2')
+    with config.open("a") as file:
+        file.write(f'\n[inbound]\nenabled = true\ndomain = "{DOMAIN}"\nport = {port}\n')
+    book = AddressBook([SECRET], DOMAIN, ["bounce"])
+    db = Database.from_url(db_url)
+    try:
+        with mailflow("inbound", "serve", "--config", str(config), cwd=tmp_path) as proc:
+            _wait_for_port(port)
+            deadline = time.monotonic() + 30
+            while not (first := _children(proc.pid)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [child] = first
+            os.kill(child, signal.SIGKILL)
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                smtp.ehlo("relay.example")
+                for n in range(3):
+                    smtp.sendmail("", [book.bounce_address(500 + n)], b"Subject: x\r\n\r\nx\r\n")
+            wait_for_empty_spool(db, timeout=30)
+            [again] = _children(proc.pid)
+            assert again != child
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        with db.read() as session:
+            verdicts = list(session.execute(select(InboundMessage.verdict)).scalars())
+    finally:
+        db.dispose()
+    assert verdicts == ["unknown"] * 3
+    log = "\n".join(p.read_text() for p in tmp_path.glob("inbound-*.log"))
+    assert "task inbound.processor failed" in log and "exited with status -9" in log
 
 
 @pytest.mark.parametrize(
