@@ -108,33 +108,34 @@ class Incoming:
 
 
 def spool(ctx: ServiceContext, messages: Sequence[Incoming]) -> list[list[int]]:
-    """Keep ``messages`` in the spool, in one transaction; for each, the ids of its
-    recipients' ``pending`` rows. Raises if the transaction fails: then none was kept."""
+    """Keep ``messages`` in the spool, in one transaction (two statements, whatever their
+    number); for each, the ids of its recipients' ``pending`` rows. Raises if the
+    transaction fails: then none was kept."""
     now = ctx.clock()
-    kept: list[list[int]] = []
     with ctx.db.transaction() as tx:
-        for message in messages:
-            spool_id = spool_store.add(
-                tx, received_at=now, peer=message.peer, mail_from=message.mail_from, raw=message.raw
+        spool_ids = spool_store.add(
+            tx,
+            [
+                spool_store.New(received_at=now, peer=m.peer, mail_from=m.mail_from, raw=m.raw)
+                for m in messages
+            ],
+        )
+        rows = [
+            store.New(
+                received_at=now,
+                peer=message.peer,
+                mail_from=message.mail_from,
+                rcpt_to=address.address,
+                kind=address.kind,
+                size=len(message.raw),
+                headers=_header_block(message.raw),
+                spool_id=spool_id,
             )
-            headers = _header_block(message.raw)
-            kept.append(
-                [
-                    store.add(
-                        tx,
-                        received_at=now,
-                        peer=message.peer,
-                        mail_from=message.mail_from,
-                        rcpt_to=address.address,
-                        kind=address.kind,
-                        size=len(message.raw),
-                        headers=headers,
-                        spool_id=spool_id,
-                    )
-                    for address in message.recipients
-                ]
-            )
-    return kept
+            for message, spool_id in zip(messages, spool_ids, strict=True)
+            for address in message.recipients
+        ]
+        row_ids = iter(store.add(tx, rows))
+    return [[next(row_ids) for _ in message.recipients] for message in messages]
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,38 +49,45 @@ def _text(value: str, limit: int) -> str:
     return value.replace("\x00", "")[:limit]
 
 
-def add(
-    tx: Transaction,
-    *,
-    received_at: datetime,
-    peer: str,
-    mail_from: str,
-    rcpt_to: str,
-    kind: str,
-    size: int,
-    headers: str,
-    spool_id: int,
-) -> int:
-    """The ``pending`` row of one recipient of a spooled message; its id."""
-    values = {
-        "received_at": received_at,
-        "peer": _text(peer, 64),
-        "mail_from": _text(mail_from, 320),
-        "rcpt_to": _text(rcpt_to, 320),
-        "kind": _text(kind, 16),
-        "size": size,
-        "message_id": "",
-        "subject": "",
-        "headers": _text(headers, 64 * 1024),
-        "verdict": PENDING,
-        "reason": "",
-        "became": "",
-        "spool_id": spool_id,
-    }
-    return int(direct.connection(tx).execute(_INSERT, values).scalar_one())
+@dataclass(frozen=True, slots=True)
+class New:
+    """One recipient of a message being spooled."""
+
+    received_at: datetime
+    peer: str
+    mail_from: str
+    rcpt_to: str
+    kind: str
+    size: int
+    headers: str
+    spool_id: int
 
 
-_INSERT = insert(_table).returning(_c.id)
+_INSERT = insert(_table).returning(_c.id, sort_by_parameter_order=True)
+
+
+def add(tx: Transaction, rows: list[New]) -> list[int]:
+    """The ``pending`` rows of the recipients of spooled messages, in one statement; their
+    ids, in order."""
+    values = [
+        {
+            "received_at": r.received_at,
+            "peer": _text(r.peer, 64),
+            "mail_from": _text(r.mail_from, 320),
+            "rcpt_to": _text(r.rcpt_to, 320),
+            "kind": _text(r.kind, 16),
+            "size": r.size,
+            "message_id": "",
+            "subject": "",
+            "headers": _text(r.headers, 64 * 1024),
+            "verdict": PENDING,
+            "reason": "",
+            "became": "",
+            "spool_id": r.spool_id,
+        }
+        for r in rows
+    ]
+    return [int(i) for i in tx.connection().execute(_INSERT, values).scalars()]
 
 
 @dataclass(frozen=True, slots=True)

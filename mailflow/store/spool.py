@@ -35,21 +35,32 @@ class Spooled:
     attempts: int
 
 
-_INSERT = insert(_table).returning(_c.id)
+@dataclass(frozen=True, slots=True)
+class New:
+    received_at: datetime
+    peer: str
+    mail_from: str
+    raw: bytes
 
 
-def add(tx: Transaction, *, received_at: datetime, peer: str, mail_from: str, raw: bytes) -> int:
-    """Spool a message, to be handled from now on; its id."""
-    values = {
-        "received_at": received_at,
-        "peer": peer[:64],
-        "mail_from": mail_from[:320],
-        "raw": raw,
-        "attempts": 0,
-        "not_before": received_at,
-        "last_error": "",
-    }
-    return int(direct.connection(tx).execute(_INSERT, values).scalar_one())
+_INSERT = insert(_table).returning(_c.id, sort_by_parameter_order=True)
+
+
+def add(tx: Transaction, messages: list[New]) -> list[int]:
+    """Spool messages, to be handled from now on, in one statement; their ids, in order."""
+    values = [
+        {
+            "received_at": m.received_at,
+            "peer": m.peer[:64],
+            "mail_from": m.mail_from[:320],
+            "raw": m.raw,
+            "attempts": 0,
+            "not_before": m.received_at,
+            "last_error": "",
+        }
+        for m in messages
+    ]
+    return [int(i) for i in tx.connection().execute(_INSERT, values).scalars()]
 
 
 @lru_cache(maxsize=8)
