@@ -451,6 +451,9 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
     )
     try:
         _wait_port(port, server)
+        # Warm-up, as for the sink: delayed DSNs (each a line of history), all handled.
+        warm = run_smtp_load({**spec, "port": port, "messages": delays[:200]}, work)
+        _handled(url, warm["started"])
         cpu0 = _cpu_of(server.pid)
         ours = run_smtp_load({**spec, "port": port}, work)
         ours["handled"] = _handled(url, ours["started"])
@@ -466,7 +469,10 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
     if raw["failures"] or ours["failures"] or noted["failures"] or stats.messages != len(messages):
         raise SystemExit(f"failures: sink {raw['failures']} ({stats.messages}), ours {ours}")
     n = len(messages)
-    if bounced.get("bounced", 0) + bounced.get("duplicate", 0) != n or verdicts.get("delayed") != n:
+    if (
+        bounced.get("bounced", 0) + bounced.get("duplicate", 0) != n
+        or verdicts.get("delayed") != n + 200
+    ):
         raise SystemExit(f"not every message was handled as it should: {verdicts}")
     rate_raw = raw["messages"] / raw["seconds"]
     runs = (("sink", raw, None), ("bounces", ours, cpu), ("delays", noted, noted_cpu))
@@ -486,7 +492,7 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
         )
     lines.append(
         f"  verdicts: {bounced.get('bounced', 0)} bounced, {bounced.get('duplicate', 0)} "
-        f"duplicate, {verdicts.get('delayed', 0)} delayed"
+        f"duplicate, {verdicts.get('delayed', 0)} delayed (200 of them the warm-up)"
     )
     for label, r in (("bounces", ours), ("delays", noted)):
         ratio = r["messages"] / r["seconds"] / rate_raw

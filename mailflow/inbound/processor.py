@@ -8,6 +8,13 @@ It also looks at the spool every ``POLL_SECONDS`` anyway: messages another proce
 and could not handle (it stopped), and messages put off after a failure. Several
 processors, in several processes, share one spool.
 
+It gives way to arriving mail: while the server keeps spooling (the last wake-up less than
+``GIVE_WAY`` seconds ago) it waits, but it never lets a message wait more than
+``MAX_DELAY`` seconds for it. A burst of bounces is thus kept at the speed of the SMTP
+conversation, without the handlers' transactions taking the database's writer turns (on
+SQLite, one writer for all processes) or the CPU from it, and handled right after; under a
+steady stream the handlers still run at least every ``MAX_DELAY`` seconds.
+
 ``mailflow serve`` and ``mailflow inbound serve`` run it in a process of its own
 (``inbound.processor_process``), as Postfix runs its queue manager beside its ``smtpd``; the
 tests run it in theirs.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 from mailflow.services import inbound
@@ -29,16 +37,30 @@ from mailflow.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+GIVE_WAY = 0.02
+MAX_DELAY = 5.0
 
 
 class Intake:
-    """How the SMTP side wakes the processor: set once messages were spooled."""
+    """How the SMTP side wakes the processor: ``spooled`` once messages were spooled."""
 
     def __init__(self) -> None:
         self.woken = asyncio.Event()
+        self.last_spooled = 0.0
+        self.first_unhandled: float | None = None
+        """When the oldest message spooled and not yet seen handled was spooled."""
 
     def spooled(self) -> None:
+        now = time.monotonic()
+        self.last_spooled = now
+        if self.first_unhandled is None:
+            self.first_unhandled = now
         self.woken.set()
+
+    def give_way(self, now: float) -> bool:
+        """Whether mail is arriving and no message has waited ``MAX_DELAY`` yet."""
+        first = self.first_unhandled
+        return first is not None and now - self.last_spooled < GIVE_WAY and now - first < MAX_DELAY
 
 
 class Report(Protocol):
@@ -105,12 +127,19 @@ class Processor:
                 await stopping
 
     async def drain(self, stop: asyncio.Event) -> None:
-        """Handle what is due in the spool, a batch per transaction."""
+        """Handle what is due in the spool, a batch per transaction, giving way to arrivals."""
+        intake = self.intake
         while not stop.is_set():
+            if intake.give_way(time.monotonic()):
+                await asyncio.sleep(GIVE_WAY)
+                continue
+            started = time.monotonic()
             processed = await asyncio.to_thread(inbound.process, self.ctx, self.batch)
             if processed.outcomes:
                 self.report.handled(processed.outcomes)
             if not processed.taken:
+                if intake.last_spooled < started:
+                    intake.first_unhandled = None
                 break
         self.report.waiting(await asyncio.to_thread(self._waiting))
 
