@@ -475,7 +475,7 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
     ):
         raise SystemExit(f"not every message was handled as it should: {verdicts}")
     rate_raw = raw["messages"] / raw["seconds"]
-    runs = (("sink", raw, None), ("bounces", ours, cpu), ("delays", noted, noted_cpu))
+    runs = (("sink", raw, stats.cpu_seconds), ("bounces", ours, cpu), ("delays", noted, noted_cpu))
     for label, r, server_cpu in runs:
         lines.append(
             f"  {label:<8} {r['messages']:>6} msg in {r['seconds']:6.2f} s = "
@@ -484,8 +484,13 @@ def intake(kind: str, url: str, args: argparse.Namespace, work: Path) -> list[st
             f"   client CPU {r['cpu'] * 1000 / r['messages']:5.2f} ms/msg"
             + (
                 f"   server CPU {server_cpu * 1000 / r['messages']:5.2f} ms/msg"
-                f" (with handling)\n           all handled {r['handled']:.2f} s after the first"
-                f" was sent: {r['messages'] / r['handled']:.0f} msg/s handled"
+                + (
+                    f"\n           all handled {r['handled']:.2f} s after the first was sent:"
+                    f" {r['messages'] / r['handled']:.0f} msg/s handled (the processor's CPU"
+                    " is its own process's, not counted above)"
+                    if "handled" in r
+                    else ""
+                )
                 if server_cpu is not None
                 else ""
             )

@@ -20,9 +20,11 @@ _RUNNING: dict[int, Database] = {}
 
 
 @contextmanager
-def inbound_server(system: System, **limits: Any) -> Iterator[tuple[InboundServer, int]]:
+def inbound_server(
+    system: System, *, processing: bool = True, **limits: Any
+) -> Iterator[tuple[InboundServer, int]]:
     """The inbound SMTP server of ``system`` on 127.0.0.1 and its processor (their own loop,
-    in a thread)."""
+    in a thread); without ``processing``, what it accepts stays in the spool."""
     port = free_port()
     options = {"timeout_seconds": 5.0, **limits}
     server = InboundServer(system.services, "127.0.0.1", port, Limits(**options))
@@ -31,14 +33,17 @@ def inbound_server(system: System, **limits: Any) -> Iterator[tuple[InboundServe
     thread.start()
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     stop = asyncio.Event()
-    processing = asyncio.run_coroutine_threadsafe(server.processor.run(stop), loop)
+    processor = (
+        asyncio.run_coroutine_threadsafe(server.processor.run(stop), loop) if processing else None
+    )
     _RUNNING[port] = system.db
     try:
         yield server, port
     finally:
         _RUNNING.pop(port, None)
         loop.call_soon_threadsafe(stop.set)
-        processing.result(10)
+        if processor is not None:
+            processor.result(10)
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

@@ -7,24 +7,23 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailflow.bootstrap import System
-from mailflow.inbound.server import InboundServer, Limits
+from mailflow.inbound.server import InboundServer
 from mailflow.services import inbound
 from mailflow.services.context import ServiceContext
 from mailflow.services.received import Kind, Received, Verdict
 from mailflow.store import spool
 from mailflow.store.database import Transaction
 from mailflow.store.models import InboundMessage, InboundSpool, OutboxMessage
-from tests.inbound_support import dsn, wait_for_empty_spool
+from tests.inbound_support import dsn, inbound_server, wait_for_empty_spool
 from tests.integration.test_inbound import DOMAIN, sent_order
-from tests.support import MovableClock, RelayHandler, free_port
+from tests.support import MovableClock, RelayHandler
 
 pytestmark = pytest.mark.postgres
 
@@ -32,24 +31,6 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def system(db_url: str, make_system: Callable[..., System]) -> System:
     return make_system(db_url, inbound={"enabled": True, "domain": DOMAIN})
-
-
-@contextmanager
-def server_alone(system: System) -> Iterator[tuple[InboundServer, int]]:
-    """The inbound server without its processor: what it accepts stays in the spool."""
-    port = free_port()
-    server = InboundServer(system.services, "127.0.0.1", port, Limits(timeout_seconds=5))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    try:
-        yield server, port
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def rows(system: System) -> list[InboundMessage]:
@@ -86,7 +67,7 @@ def test_250_means_kept_and_the_processor_handles_it_after(
 ) -> None:
     handler, _ = relay
     _, _, verp, to = sent_order(api, system, handler)
-    with server_alone(system) as (server, port):
+    with inbound_server(system, processing=False) as (server, port):
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             assert client.sendmail("", [verp], dsn(verp, to)) == {}
         # Accepted, so committed: the row is pending and the message is in the spool...
