@@ -72,7 +72,7 @@ class InboundHandler:
         self.ctx = ctx
         self.limits = limits
         self.intake = Intake()
-        self._waiting: list[tuple[inbound.Incoming, asyncio.Future[list[int]]]] = []
+        self._waiting: list[tuple[inbound.Incoming, asyncio.Future[int]]] = []
         self._keeper: asyncio.Task[None] | None = None
 
     async def handle_RCPT(
@@ -107,16 +107,16 @@ class InboundHandler:
         if mail_from == "<>":
             mail_from = ""
         incoming = inbound.Incoming(mail_from, recipients, bytes(raw), str(peer))
-        kept_later: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        kept_later: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((incoming, kept_later))
         if self._keeper is None:
             self._keeper = asyncio.create_task(self._keep_waiting())
         try:
-            row_ids = await kept_later
+            spool_id = await kept_later
         except Exception:
             # Not kept, so not accepted: the sender keeps the message and retries.
             return NOT_KEPT
-        return f"250 2.0.0 Kept as {' '.join(str(i) for i in row_ids)}"
+        return f"250 2.0.0 Kept as {spool_id}"
 
     async def _keep_waiting(self) -> None:
         """Spool the waiting messages, a batch per transaction, until none waits."""
@@ -135,9 +135,9 @@ class InboundHandler:
                             kept_later.set_exception(exc)
                     continue
                 self.intake.spooled()
-                for (_, kept_later), row_ids in zip(batch, kept, strict=True):
+                for (_, kept_later), spool_id in zip(batch, kept, strict=True):
                     if not kept_later.done():
-                        kept_later.set_result(row_ids)
+                        kept_later.set_result(spool_id)
         finally:
             self._keeper = None
 

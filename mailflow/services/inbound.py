@@ -4,14 +4,14 @@
 check run at ``RCPT TO`` and the handler run for what arrives. Adding a kind is one
 entry here, its address made with ``ctx.addresses.address(kind, payload)``.
 
-``spool`` keeps the messages that arrived together in one transaction (group commit): each
-message in the spool (``store.spool``) with a ``pending`` row per recipient. When it returns
-they are committed, and the SMTP server answers ``250``: accepted means durable, as in
-Postfix's queue. ``process`` then handles spooled messages, a batch per transaction: every
-recipient's handler runs, its row is settled with the verdict and the message leaves the
-spool, all in one savepoint per message, so what a message did and the record of it commit
-together. A message whose handling fails stays in the spool and is tried again later; after
-``MAX_ATTEMPTS`` its rows are settled ``failed`` with the error.
+``spool`` keeps the messages that arrived together in the spool (``store.spool``), in one
+statement and one transaction (group commit). When it returns they are committed, and the
+SMTP server answers ``250``: accepted means durable, as in Postfix's queue. ``process`` then
+handles spooled messages, a batch per transaction: every recipient's handler runs, a row
+keeps the message with its verdict (``store.inbound``) and the message leaves the spool, so
+what a message did and the record of it commit together. A message whose handling fails
+stays in the spool and is tried again later; after ``MAX_ATTEMPTS`` it is kept with the
+verdict ``failed`` and the error.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -107,35 +107,22 @@ class Incoming:
     peer: str
 
 
-def spool(ctx: ServiceContext, messages: Sequence[Incoming]) -> list[list[int]]:
-    """Keep ``messages`` in the spool, in one transaction (two statements, whatever their
-    number); for each, the ids of its recipients' ``pending`` rows. Raises if the
-    transaction fails: then none was kept."""
+def spool(ctx: ServiceContext, messages: Sequence[Incoming]) -> list[int]:
+    """Keep ``messages`` in the spool, in one statement and one transaction; their spool
+    ids. Raises if the transaction fails: then none was kept."""
     now = ctx.clock()
-    with ctx.db.transaction() as tx:
-        spool_ids = spool_store.add(
-            tx,
-            [
-                spool_store.New(received_at=now, peer=m.peer, mail_from=m.mail_from, raw=m.raw)
-                for m in messages
-            ],
+    spooled = [
+        spool_store.New(
+            received_at=now,
+            peer=m.peer,
+            mail_from=m.mail_from,
+            recipients=[address.address for address in m.recipients],
+            raw=m.raw,
         )
-        rows = [
-            store.New(
-                received_at=now,
-                peer=message.peer,
-                mail_from=message.mail_from,
-                rcpt_to=address.address,
-                kind=address.kind,
-                size=len(message.raw),
-                headers=_header_block(message.raw),
-                spool_id=spool_id,
-            )
-            for message, spool_id in zip(messages, spool_ids, strict=True)
-            for address in message.recipients
-        ]
-        row_ids = iter(store.add(tx, rows))
-    return [[next(row_ids) for _ in message.recipients] for message in messages]
+        for m in messages
+    ]
+    with ctx.db.transaction() as tx:
+        return spool_store.add(tx, spooled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,23 +162,21 @@ def _process(ctx: ServiceContext, limit: int, *, apart: bool) -> tuple[int, list
         claimed = spool_store.claim(tx, now, limit)
         if not claimed:
             return 0, []
-        pending = store.pending_of(tx, [message.id for message in claimed])
         done = []
         for message in claimed:
-            rows = pending.get(message.id, [])
             if not apart:
                 try:
-                    outcomes += _handle(ctx, tx, book, message, rows)
+                    outcomes += _handle(ctx, tx, book, message)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 done.append(message.id)
                 continue
             try:
                 with tx.begin_nested():
-                    outcomes += _handle(ctx, tx, book, message, rows)
+                    outcomes += _handle(ctx, tx, book, message)
             except Exception as exc:
                 log.exception("inbound: could not handle spooled message %s", message.id)
-                outcomes += _put_off(tx, message, rows, exc, now)
+                outcomes += _put_off(tx, message, exc, now)
                 continue
             done.append(message.id)
         spool_store.remove(tx, done)
@@ -199,70 +184,70 @@ def _process(ctx: ServiceContext, limit: int, *, apart: bool) -> tuple[int, list
 
 
 def _handle(
-    ctx: ServiceContext,
-    tx: Transaction,
-    book: AddressBook,
-    message: spool_store.Spooled,
-    rows: list[store.PendingRow],
+    ctx: ServiceContext, tx: Transaction, book: AddressBook, message: spool_store.Spooled
 ) -> list[Outcome]:
-    at = message.received_at
-    if at.tzinfo is None:  # SQLite keeps naive UTC
-        at = at.replace(tzinfo=UTC)
     first: Received | None = None
     outcomes = []
-    for row in rows:
+    for rcpt_to in message.recipients:
         try:
-            address = book.read(row.rcpt_to)
+            address = book.read(rcpt_to)
         except AddressError as exc:  # its key was retired since (checked at RCPT time)
             verdict = Verdict("unknown", str(exc))
-            outcomes.append(_settle(tx, row.id, row.kind, None, verdict, None))
+            outcomes.append(_keep(tx, message, rcpt_to, "unknown", None, verdict, None))
             continue
         if address.kind not in KINDS:
             verdict = Verdict("unknown", "no such mailbox")
-            outcomes.append(_settle(tx, row.id, row.kind, None, verdict, None))
+            outcomes.append(_keep(tx, message, rcpt_to, address.kind, None, verdict, None))
             continue
         received = (
-            Received(address, message.mail_from, message.peer, message.raw, at)
+            Received(address, message.mail_from, message.peer, message.raw, message.received_at)
             if first is None
             else first.to(address)
         )
         first = received
         verdict = KINDS[address.kind].receive(ctx, tx, received)
-        outcomes.append(_settle(tx, row.id, row.kind, address, verdict, received.parsed))
+        outcomes.append(
+            _keep(tx, message, rcpt_to, address.kind, address, verdict, received.parsed)
+        )
     return outcomes
 
 
-def _settle(
+def _keep(
     tx: Transaction,
-    row_id: int,
+    message: spool_store.Spooled,
+    rcpt_to: str,
     kind: str,
     address: Address | None,
     verdict: Verdict,
     parsed: Message | None,
 ) -> Outcome:
-    store.settle(
+    """The received message's row for one recipient, with its verdict."""
+    row_id = store.add(
         tx,
-        row_id,
+        received_at=message.received_at,
+        peer=message.peer,
+        mail_from=message.mail_from,
+        rcpt_to=rcpt_to,
+        kind=kind,
+        size=len(message.raw),
         message_id=_header(parsed, "Message-ID", 255) if parsed is not None else "",
         subject=_header(parsed, "Subject", 1000) if parsed is not None else "",
+        headers=_header_block(message.raw),
         verdict=verdict.verdict,
         reason=verdict.reason,
         became=verdict.became,
         outbox_id=verdict.outbox_id,
         sale_id=verdict.sale_id,
+        spool_id=message.id,
     )
     return Outcome(kind, address, verdict, row_id)
 
 
 def _put_off(
-    tx: Transaction,
-    message: spool_store.Spooled,
-    rows: list[store.PendingRow],
-    error: Exception,
-    now: datetime,
+    tx: Transaction, message: spool_store.Spooled, error: Exception, now: datetime
 ) -> list[Outcome]:
-    """A message whose handling failed: tried again later, or settled ``failed`` once it
-    has failed ``MAX_ATTEMPTS`` times (then its outcomes)."""
+    """A message whose handling failed: tried again later, or kept with the verdict
+    ``failed`` once it has failed ``MAX_ATTEMPTS`` times (then its outcomes)."""
     attempts = message.attempts + 1
     reason = clean(f"{type(error).__name__}: {error}", 2000)
     if attempts < MAX_ATTEMPTS:
@@ -270,7 +255,10 @@ def _put_off(
         spool_store.postpone(tx, message.id, attempts=attempts, not_before=now + wait, error=reason)
         return []
     verdict = Verdict(FAILED, f"{attempts} tries: {reason}")
-    outcomes = [_settle(tx, row.id, row.kind, None, verdict, None) for row in rows]
+    outcomes = []
+    for rcpt_to in message.recipients:
+        kind = rcpt_to.partition("+")[0].lower()[:16]
+        outcomes.append(_keep(tx, message, rcpt_to, kind, None, verdict, None))
     spool_store.remove(tx, [message.id])
     return outcomes
 

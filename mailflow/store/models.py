@@ -296,12 +296,14 @@ class InboundMessage(SQLModel, table=True):
     outbox_id: int | None = Field(default=None, index=True)
     sale_id: int | None = Field(default=None, index=True)
     spool_id: int | None = Field(default=None, index=True)
-    """The spooled message this row came with (the rows of one message share it)."""
+    """The id the message had in the spool (``250 2.0.0 Kept as <id>``); the rows of one
+    message share it."""
 
 
 class InboundSpool(SQLModel, table=True):
     """A received message waiting for its recipients' handlers. Committed before the SMTP
-    server answers ``250``; removed in the transaction that records what the message did."""
+    server answers ``250``; removed in the transaction that keeps what the message did (its
+    ``inbound_messages`` rows)."""
 
     __tablename__ = "inbound_spool"
 
@@ -309,6 +311,8 @@ class InboundSpool(SQLModel, table=True):
     received_at: datetime
     peer: str = Field(default="", max_length=64)
     mail_from: str = Field(max_length=320)
+    recipients: str = Field(sa_column=Column(Text, nullable=False))
+    """The envelope recipients mailflow accepted, one per line."""
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     attempts: int = 0
     not_before: datetime = Field(index=True)

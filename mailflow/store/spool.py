@@ -1,17 +1,18 @@
 """The inbound spool: received messages kept (committed) before the SMTP server answers
 ``250``, waiting for their recipients' handlers.
 
-A message is spooled with one ``pending`` row per recipient in ``inbound_messages``; the
+A message is spooled with its envelope (sender, the recipients accepted) and its bytes; the
 processor claims spooled messages in id order (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 that several processes share the work; SQLite's single writer serialises them), runs the
-handlers and removes the message in the transaction that settles its rows. A handler that
-fails leaves the message in the spool for a later try (``postpone``).
+handlers and removes the message in the transaction that keeps its ``inbound_messages``
+rows. A handler that fails leaves the message in the spool for a later try
+(``postpone``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +32,7 @@ class Spooled:
     received_at: datetime
     peer: str
     mail_from: str
+    recipients: list[str]
     raw: bytes
     attempts: int
 
@@ -40,6 +42,7 @@ class New:
     received_at: datetime
     peer: str
     mail_from: str
+    recipients: list[str]
     raw: bytes
 
 
@@ -53,6 +56,7 @@ def add(tx: Transaction, messages: list[New]) -> list[int]:
             "received_at": m.received_at,
             "peer": m.peer[:64],
             "mail_from": m.mail_from[:320],
+            "recipients": "\n".join(m.recipients),
             "raw": m.raw,
             "attempts": 0,
             "not_before": m.received_at,
@@ -66,7 +70,7 @@ def add(tx: Transaction, messages: list[New]) -> list[int]:
 @lru_cache(maxsize=8)
 def _claim_statement(limit: int, skip_locked: bool) -> Any:
     query = (
-        select(_c.id, _c.received_at, _c.peer, _c.mail_from, _c.raw, _c.attempts)
+        select(_c.id, _c.received_at, _c.peer, _c.mail_from, _c.recipients, _c.raw, _c.attempts)
         .where(_c.not_before <= bindparam("b_now"))
         .order_by(_c.id)
         .limit(limit)
@@ -82,7 +86,14 @@ def claim(tx: Transaction, now: datetime, limit: int) -> list[Spooled]:
     run = direct.connection(tx)
     skip_locked = run.dialect.name != "sqlite"
     rows = run.execute(_claim_statement(limit, skip_locked), {"b_now": now})
-    return [Spooled(*row) for row in rows]
+    return [
+        Spooled(id, _utc(at), peer, mail_from, recipients.split("\n"), raw, attempts)
+        for id, at, peer, mail_from, recipients, raw, attempts in rows
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive
 
 
 _REMOVE = delete(_table).where(_c.id.in_(bindparam("b_ids", expanding=True)))

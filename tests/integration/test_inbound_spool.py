@@ -69,16 +69,22 @@ def test_250_means_kept_and_the_processor_handles_it_after(
     _, _, verp, to = sent_order(api, system, handler)
     with inbound_server(system, processing=False) as (server, port):
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            assert client.sendmail("", [verp], dsn(verp, to)) == {}
-        # Accepted, so committed: the row is pending and the message is in the spool...
-        [row] = rows(system)
-        assert row.verdict == "pending" and row.rcpt_to == verp and row.size > 0
+            client.ehlo("relay.example")
+            client.mail("")
+            client.rcpt(verp)
+            code, reply = client.data(dsn(verp, to))
+        assert code == 250
+        # Accepted, so committed: the message is in the spool, under the id the 250 gave...
         [message] = spooled(system)
-        assert message.id == row.spool_id and message.mail_from == "" and message.attempts == 0
-        # ...and nothing was done yet: the order email is still just sent.
+        assert reply.decode() == f"2.0.0 Kept as {message.id}"
+        assert message.mail_from == "" and message.recipients == verp and message.attempts == 0
+        assert b"Subject: Undelivered Mail Returned to Sender\r\n" in message.raw
+        # ...and nothing was done yet: no verdict, the order email is still just sent.
+        assert rows(system) == []
         assert order_emails(system) == ["sent"]
         asyncio.run(_run_until_empty(server, system, asyncio.Event()))
     [row] = rows(system)
+    assert row.spool_id == message.id and row.rcpt_to == verp and row.size == len(message.raw)
     assert row.verdict == "bounced" and row.outbox_id is not None
     assert row.subject == "Undelivered Mail Returned to Sender" and row.message_id
     assert spooled(system) == []
@@ -112,12 +118,12 @@ def test_a_failing_handler_is_tried_again_later_then_recorded_as_failed(
     _, _, verp, to = sent_order(api, system, handler)
     address = inbound.check_recipient(system.services, verp)
     incoming = inbound.Incoming("", [address], dsn(verp, to), "192.0.2.7")
-    [[row_id]] = inbound.spool(system.services, [incoming])
+    [spool_id] = inbound.spool(system.services, [incoming])
     monkeypatch.setitem(inbound.KINDS, "bounce", Kind(inbound.KINDS["bounce"].check, _failing))
     assert inbound.process(system.services).taken == 1
     [waiting] = spooled(system)
     assert waiting.attempts == 1 and "the handler broke" in waiting.last_error
-    assert [r.verdict for r in rows(system)] == ["pending"]
+    assert rows(system) == []
     # Not due again before its delay.
     assert inbound.process(system.services) == inbound.Processed(0, [])
     for delay in inbound.RETRY_AFTER:
@@ -125,10 +131,10 @@ def test_a_failing_handler_is_tried_again_later_then_recorded_as_failed(
         last = inbound.process(system.services)
         assert last.taken == 1
     assert spooled(system) == []
-    [outcome] = last.outcomes
-    assert (outcome.kind, outcome.verdict.verdict, outcome.row_id) == ("bounce", "failed", row_id)
     [row] = rows(system)
-    assert row.id == row_id and row.verdict == "failed"
+    [outcome] = last.outcomes
+    assert (outcome.kind, outcome.verdict.verdict, outcome.row_id) == ("bounce", "failed", row.id)
+    assert row.spool_id == spool_id and row.verdict == "failed" and row.rcpt_to == verp
     assert "5 tries" in row.reason and "the handler broke" in row.reason
     assert order_emails(system) == ["sent"]
 
@@ -158,7 +164,7 @@ def test_a_failing_message_does_not_hold_back_the_others_of_its_batch(
     processed = inbound.process(system.services)
     assert processed.taken == 2
     assert [o.verdict.verdict for o in processed.outcomes] == ["bounced"]
-    assert [r.verdict for r in rows(system)] == ["pending", "bounced"]
+    assert [(r.rcpt_to, r.verdict) for r in rows(system)] == [(second, "bounced")]
     [left] = spooled(system)
     assert left.attempts == 1
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("peer", sa.String(length=64), nullable=False),
         sa.Column("mail_from", sa.String(length=320), nullable=False),
+        sa.Column("recipients", sa.Text(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
