@@ -11,6 +11,7 @@ from email.utils import make_msgid
 from typing import Any
 
 from mailflow.bootstrap import System
+from mailflow.inbound.processor import Processor
 from mailflow.inbound.server import InboundServer, Limits
 from mailflow.store import spool
 from mailflow.store.database import Database
@@ -34,7 +35,9 @@ def inbound_server(
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     stop = asyncio.Event()
     processor = (
-        asyncio.run_coroutine_threadsafe(server.processor.run(stop), loop) if processing else None
+        asyncio.run_coroutine_threadsafe(Processor(system.services, server.intake).run(stop), loop)
+        if processing
+        else None
     )
     _RUNNING[port] = system.db
     try:

@@ -37,7 +37,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailflow.bootstrap import System
 from mailflow.inbound.addresses import Address, AddressError
-from mailflow.inbound.processor import Intake, Processor
+from mailflow.inbound.processor import Intake
 from mailflow.services import inbound
 from mailflow.services.context import ServiceContext
 
@@ -215,10 +215,8 @@ class InboundServer:
         ports before anything else, so that a taken one stops the start at once)."""
         self.handler = InboundHandler(ctx, limits)
         self.intake = self.handler.intake
-        """Woken when this server spooled messages: what a processor waits on."""
-        self.processor = Processor(ctx, self.intake)
-        """A processor in this process (``mailflow serve`` and ``mailflow inbound serve`` run
-        one in a process of its own instead: ``inbound.processor_process``)."""
+        """Woken when this server spooled messages: what its processor waits on
+        (``inbound.processor``; the commands run it in a process of its own)."""
         self.limits = limits
         self.host = host
         self.port = port

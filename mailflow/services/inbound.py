@@ -89,10 +89,9 @@ def _header(message: Message, name: str, limit: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What became of one recipient of a handled message, and the row that keeps it."""
+
     kind: str
-    address: Address | None
-    """None when the recipient could not be read again (its key retired since), or when its
-    handling failed for good."""
     verdict: Verdict
     row_id: int
 
@@ -193,11 +192,11 @@ def _handle(
             address = book.read(rcpt_to)
         except AddressError as exc:  # its key was retired since (checked at RCPT time)
             verdict = Verdict("unknown", str(exc))
-            outcomes.append(_keep(tx, message, rcpt_to, "unknown", None, verdict, None))
+            outcomes.append(_keep(tx, message, rcpt_to, "unknown", verdict, None))
             continue
         if address.kind not in KINDS:
             verdict = Verdict("unknown", "no such mailbox")
-            outcomes.append(_keep(tx, message, rcpt_to, address.kind, None, verdict, None))
+            outcomes.append(_keep(tx, message, rcpt_to, address.kind, verdict, None))
             continue
         received = (
             Received(address, message.mail_from, message.peer, message.raw, message.received_at)
@@ -206,9 +205,7 @@ def _handle(
         )
         first = received
         verdict = KINDS[address.kind].receive(ctx, tx, received)
-        outcomes.append(
-            _keep(tx, message, rcpt_to, address.kind, address, verdict, received.parsed)
-        )
+        outcomes.append(_keep(tx, message, rcpt_to, address.kind, verdict, received.parsed))
     return outcomes
 
 
@@ -217,7 +214,6 @@ def _keep(
     message: spool_store.Spooled,
     rcpt_to: str,
     kind: str,
-    address: Address | None,
     verdict: Verdict,
     parsed: Message | None,
 ) -> Outcome:
@@ -240,7 +236,7 @@ def _keep(
         sale_id=verdict.sale_id,
         spool_id=message.id,
     )
-    return Outcome(kind, address, verdict, row_id)
+    return Outcome(kind, verdict, row_id)
 
 
 def _put_off(
@@ -258,7 +254,7 @@ def _put_off(
     outcomes = []
     for rcpt_to in message.recipients:
         kind = rcpt_to.partition("+")[0].lower()[:16]
-        outcomes.append(_keep(tx, message, rcpt_to, kind, None, verdict, None))
+        outcomes.append(_keep(tx, message, rcpt_to, kind, verdict, None))
     spool_store.remove(tx, [message.id])
     return outcomes
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from mailflow import runner
 from mailflow.bootstrap import System
+from mailflow.inbound.processor import Processor
 from mailflow.inbound.server import InboundServer
 from mailflow.store.models import InboundMessage, InboxMessage, OutboxMessage
 from tests import factories
@@ -35,7 +36,9 @@ def inbox_and_inbound(system: System) -> Iterator[None]:
     asyncio.run_coroutine_threadsafe(inbox.start(), loop).result(10)
     if inbound is not None:
         asyncio.run_coroutine_threadsafe(inbound.start(), loop).result(10)
-        processing = asyncio.run_coroutine_threadsafe(inbound.processor.run(stop), loop)
+        processing = asyncio.run_coroutine_threadsafe(
+            Processor(system.services, inbound.intake).run(stop), loop
+        )
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailflow.bootstrap import System
+from mailflow.inbound.processor import Processor
 from mailflow.inbound.server import InboundServer
 from mailflow.services import inbound
 from mailflow.services.context import ServiceContext
@@ -94,7 +95,7 @@ def test_250_means_kept_and_the_processor_handles_it_after(
 
 
 async def _run_until_empty(server: InboundServer, system: System, stop: asyncio.Event) -> None:
-    task = asyncio.create_task(server.processor.run(stop))
+    task = asyncio.create_task(Processor(system.services, server.intake).run(stop))
     try:
         await asyncio.to_thread(wait_for_empty_spool, system.db)
         await asyncio.sleep(0.1)  # its look at the spool, once empty

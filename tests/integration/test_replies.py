@@ -284,22 +284,13 @@ def test_a_reply_failing_the_sender_check_is_rejected_and_sends_nothing(
     assert _messages(api, sale_id) == []
 
 
-def test_a_verdict_from_an_untrusted_peer_or_another_authserv_id_is_not_read(
-    api: TestClient,
-    make_system: Callable[..., System],
-    db_url: str,
-    relay: tuple[RelayHandler, int],
-) -> None:
-    strict = make_system(
-        db_url,
-        inbound={
-            "enabled": True,
-            "domain": DOMAIN,
-            "authserv_id": AUTHSERV,
-            "require_dmarc": True,
-            "trusted_relays": ["192.0.2.0/24"],
-        },
-    )
+STRICT = {"enabled": True, "domain": DOMAIN, "authserv_id": AUTHSERV, "require_dmarc": True}
+"""``[inbound]`` with ``require_dmarc``."""
+
+
+@contextmanager
+def serving_strictly(strict: System, api: TestClient) -> Iterator[tuple[TestClient, int]]:
+    """The API of ``strict`` (with ``api``'s token) and its inbound server's port."""
     from mailflow.web.app import create_app
 
     with (
@@ -307,6 +298,17 @@ def test_a_verdict_from_an_untrusted_peer_or_another_authserv_id_is_not_read(
         inbound_server(strict) as port,
     ):
         client.headers["Authorization"] = api.headers["Authorization"]
+        yield client, port
+
+
+def test_a_verdict_from_an_untrusted_peer_or_another_authserv_id_is_not_read(
+    api: TestClient,
+    make_system: Callable[..., System],
+    db_url: str,
+    relay: tuple[RelayHandler, int],
+) -> None:
+    strict = make_system(db_url, inbound={**STRICT, "trusted_relays": ["192.0.2.0/24"]})
+    with serving_strictly(strict, api) as (client, port):
         seller, _buyer, sale_id = _sale(client)
         reply_to = str(_delivered(strict, relay[0], "seller_new_sale", seller["email"])["Reply-To"])
         # A pass written by the loopback peer, which is not a trusted relay here.
@@ -322,22 +324,8 @@ def test_with_require_dmarc_a_trusted_pass_is_needed_and_enough(
     db_url: str,
     relay: tuple[RelayHandler, int],
 ) -> None:
-    strict = make_system(
-        db_url,
-        inbound={
-            "enabled": True,
-            "domain": DOMAIN,
-            "authserv_id": AUTHSERV,
-            "require_dmarc": True,
-        },
-    )
-    from mailflow.web.app import create_app
-
-    with (
-        TestClient(create_app(strict), base_url="http://mailflow.test") as client,
-        inbound_server(strict) as port,
-    ):
-        client.headers["Authorization"] = api.headers["Authorization"]
+    strict = make_system(db_url, inbound=STRICT)
+    with serving_strictly(strict, api) as (client, port):
         seller, _buyer, sale_id = _sale(client)
         reply_to = str(_delivered(strict, relay[0], "seller_new_sale", seller["email"])["Reply-To"])
         _send(port, _reply(reply_to, seller["email"], "Bonjour"), reply_to)
